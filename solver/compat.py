@@ -1,0 +1,25 @@
+"""The one place for DOLFINx/PETSc import order and version differences.
+
+The PyPI wheel ``dolfinx-solver-real`` must be imported before dolfinx/petsc4py (it loads
+its MPI and refuses a foreign petsc4py). DOLFINx from conda-forge, Docker or Spack has no
+such module, which is fine.
+"""
+
+from __future__ import annotations
+
+try:  # PyPI wheel route
+    import dolfinx_solver  # noqa: F401
+except ImportError:  # conda-forge / Docker / Spack route
+    dolfinx_solver = None
+
+import dolfinx  # noqa: E402
+from petsc4py import PETSc  # noqa: E402
+
+DOLFINX_VERSION = dolfinx.__version__
+PETSC_VERSION = ".".join(str(v) for v in PETSc.Sys.getVersion())
+
+_major_minor = tuple(int(p) for p in DOLFINX_VERSION.split(".")[:2])
+if _major_minor < (0, 10):
+    raise ImportError(
+        f"spine-litt needs DOLFINx >= 0.10 (found {DOLFINX_VERSION}); see README for install routes"
+    )

@@ -1,0 +1,688 @@
+"""Case files: TOML -> validated, resolved configuration (plain data, no FEM objects).
+
+Everything is SI; temperatures are in degrees Celsius. Every key carries its unit
+in its name (``_m``, ``_s``, ``_W``, ``_C``, ...) or in its description.
+Validation happens here, before any mesh is built or any output is written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from . import tissues as tissue_library
+
+Vec3 = tuple[float, float, float]
+PositiveFloat = Annotated[float, Field(gt=0.0)]
+
+
+class CaseError(ValueError):
+    """A case file is invalid. The message names the key, the value and what is allowed."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+def _norm(v: Vec3) -> float:
+    return math.sqrt(sum(c * c for c in v))
+
+
+# --------------------------------------------------------------------------- geometry
+
+
+class Refinement(_Model):
+    """Local mesh refinement around a point or a segment (gmsh Distance + Threshold)."""
+
+    point_m: Vec3 | None = Field(None, description="centre of refinement (m)")
+    segment_start_m: Vec3 | None = Field(None, description="segment start (m)")
+    segment_end_m: Vec3 | None = Field(None, description="segment end (m)")
+    size_m: PositiveFloat = Field(description="element size at the point/segment (m)")
+    distance_m: PositiveFloat = Field(
+        description="distance (m) over which the size grows to the geometry's mesh_size_m"
+    )
+
+    @model_validator(mode="after")
+    def _one_target(self) -> "Refinement":
+        has_point = self.point_m is not None
+        has_seg = self.segment_start_m is not None or self.segment_end_m is not None
+        if has_point == has_seg:
+            raise ValueError("give either point_m or both segment_start_m and segment_end_m")
+        if has_seg and (self.segment_start_m is None or self.segment_end_m is None):
+            raise ValueError("a segment needs both segment_start_m and segment_end_m")
+        return self
+
+
+class Inclusion(_Model):
+    """A named volume region embedded in the main body (e.g. a tumour)."""
+
+    name: str = Field(description="region name of the inclusion")
+    shape: Literal["sphere", "ellipsoid", "box"] = "sphere"
+    center_m: Vec3 = Field(description="centre (m)")
+    radius_m: PositiveFloat | None = Field(None, description="sphere radius (m)")
+    semi_axes_m: tuple[PositiveFloat, PositiveFloat, PositiveFloat] | None = Field(
+        None, description="ellipsoid semi-axes along x, y, z (m)"
+    )
+    size_m: tuple[PositiveFloat, PositiveFloat, PositiveFloat] | None = Field(
+        None, description="box edge lengths along x, y, z (m)"
+    )
+
+    @model_validator(mode="after")
+    def _dims(self) -> "Inclusion":
+        need = {"sphere": "radius_m", "ellipsoid": "semi_axes_m", "box": "size_m"}[self.shape]
+        if getattr(self, need) is None:
+            raise ValueError(f"shape '{self.shape}' needs {need}")
+        return self
+
+    def contains(self, p: Vec3) -> bool:
+        d = [p[i] - self.center_m[i] for i in range(3)]
+        if self.shape == "sphere":
+            return _norm(d) <= self.radius_m
+        if self.shape == "ellipsoid":
+            return sum((d[i] / self.semi_axes_m[i]) ** 2 for i in range(3)) <= 1.0
+        return all(abs(d[i]) <= 0.5 * self.size_m[i] for i in range(3))
+
+    def bounding_box(self) -> tuple[Vec3, Vec3]:
+        if self.shape == "sphere":
+            h = (self.radius_m,) * 3
+        elif self.shape == "ellipsoid":
+            h = self.semi_axes_m
+        else:
+            h = tuple(0.5 * s for s in self.size_m)
+        lo = tuple(self.center_m[i] - h[i] for i in range(3))
+        hi = tuple(self.center_m[i] + h[i] for i in range(3))
+        return lo, hi
+
+
+class _PrimitiveGeometry(_Model):
+    mesh_size_m: PositiveFloat = Field(description="maximum element size (m)")
+    region: str = Field("body", description="name of the main volume region")
+    refinement: list[Refinement] = Field(default_factory=list)
+    inclusion: list[Inclusion] = Field(default_factory=list, description="embedded regions")
+
+    def region_names(self) -> list[str]:
+        return [self.region] + [inc.name for inc in self.inclusion]
+
+    def contains(self, p: Vec3, tol: float = 0.0) -> bool:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    @model_validator(mode="after")
+    def _inclusions_inside(self) -> "_PrimitiveGeometry":
+        names = [self.region]
+        for i, inc in enumerate(self.inclusion):
+            if inc.name in names:
+                raise ValueError(f"inclusion[{i}].name = '{inc.name}' is already a region name")
+            names.append(inc.name)
+            lo, hi = inc.bounding_box()
+            corners = [(x, y, z) for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])]
+            if not self.contains(inc.center_m) or (
+                inc.shape == "box" and not all(self.contains(c) for c in corners)
+            ):
+                raise ValueError(
+                    f"inclusion[{i}] '{inc.name}' (centre {inc.center_m} m) must lie inside the geometry"
+                )
+        for i, r in enumerate(self.refinement):
+            if r.size_m > self.mesh_size_m:
+                raise ValueError(
+                    f"refinement[{i}].size_m = {r.size_m} must be <= mesh_size_m = {self.mesh_size_m}"
+                )
+        return self
+
+
+class BoxGeometry(_PrimitiveGeometry):
+    """Axis-aligned box. Surfaces: xmin, xmax, ymin, ymax, zmin, zmax; 'outer' = all six."""
+
+    kind: Literal["box"]
+    lower_m: Vec3 = Field(description="lower corner (m)")
+    upper_m: Vec3 = Field(description="upper corner (m)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _order(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "lower_m" in data and "upper_m" in data:
+            lo, hi = data["lower_m"], data["upper_m"]
+            try:
+                bad = [i for i in range(3) if float(hi[i]) <= float(lo[i])]
+            except (TypeError, ValueError, IndexError):
+                return data
+            if bad:
+                raise ValueError(
+                    f"upper_m = {list(hi)} must exceed lower_m = {list(lo)} in every coordinate"
+                )
+        return data
+
+    def surface_names(self) -> list[str]:
+        return ["xmin", "xmax", "ymin", "ymax", "zmin", "zmax", "outer"]
+
+    def contains(self, p: Vec3, tol: float = 0.0) -> bool:
+        return all(self.lower_m[i] - tol <= p[i] <= self.upper_m[i] + tol for i in range(3))
+
+    def volume_m3(self) -> float:
+        return math.prod(self.upper_m[i] - self.lower_m[i] for i in range(3))
+
+
+class SphereGeometry(_PrimitiveGeometry):
+    """Ball. Surface: outer."""
+
+    kind: Literal["sphere"]
+    radius_m: PositiveFloat = Field(description="radius (m)")
+    center_m: Vec3 = Field((0.0, 0.0, 0.0), description="centre (m)")
+
+    def surface_names(self) -> list[str]:
+        return ["outer"]
+
+    def contains(self, p: Vec3, tol: float = 0.0) -> bool:
+        return _norm(tuple(p[i] - self.center_m[i] for i in range(3))) <= self.radius_m + tol
+
+    def volume_m3(self) -> float:
+        return 4.0 / 3.0 * math.pi * self.radius_m**3
+
+
+class ShellGeometry(_PrimitiveGeometry):
+    """Sphere with a concentric spherical cavity. Surfaces: outer, inner."""
+
+    kind: Literal["shell"]
+    outer_radius_m: PositiveFloat = Field(description="outer radius (m)")
+    inner_radius_m: PositiveFloat = Field(description="radius of the cavity (m)")
+    center_m: Vec3 = Field((0.0, 0.0, 0.0), description="centre (m)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _radii(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            ro, ri = data.get("outer_radius_m"), data.get("inner_radius_m")
+            if isinstance(ro, (int, float)) and isinstance(ri, (int, float)) and ri >= ro:
+                raise ValueError(f"inner_radius_m = {ri} must be smaller than outer_radius_m = {ro}")
+        return data
+
+    def surface_names(self) -> list[str]:
+        return ["outer", "inner"]
+
+    def contains(self, p: Vec3, tol: float = 0.0) -> bool:
+        r = _norm(tuple(p[i] - self.center_m[i] for i in range(3)))
+        return self.inner_radius_m - tol <= r <= self.outer_radius_m + tol
+
+    def volume_m3(self) -> float:
+        return 4.0 / 3.0 * math.pi * (self.outer_radius_m**3 - self.inner_radius_m**3)
+
+
+class CylinderGeometry(_PrimitiveGeometry):
+    """Circular cylinder. Surfaces: side, bottom (at center - axis*length/2), top; 'outer' = all."""
+
+    kind: Literal["cylinder"]
+    radius_m: PositiveFloat = Field(description="radius (m)")
+    length_m: PositiveFloat = Field(description="length along the axis (m)")
+    center_m: Vec3 = Field((0.0, 0.0, 0.0), description="centre (m)")
+    axis: Vec3 = Field((0.0, 0.0, 1.0), description="axis direction (unitless, normalised)")
+
+    @field_validator("axis")
+    @classmethod
+    def _unit(cls, v: Vec3) -> Vec3:
+        n = _norm(v)
+        if n == 0.0:
+            raise ValueError("axis must be a non-zero vector")
+        return tuple(c / n for c in v)
+
+    def surface_names(self) -> list[str]:
+        return ["side", "bottom", "top", "outer"]
+
+    def contains(self, p: Vec3, tol: float = 0.0) -> bool:
+        d = [p[i] - self.center_m[i] for i in range(3)]
+        along = sum(d[i] * self.axis[i] for i in range(3))
+        radial = math.sqrt(max(sum(c * c for c in d) - along * along, 0.0))
+        return abs(along) <= 0.5 * self.length_m + tol and radial <= self.radius_m + tol
+
+    def volume_m3(self) -> float:
+        return math.pi * self.radius_m**2 * self.length_m
+
+
+class FileGeometry(_Model):
+    """An existing mesh: gmsh .msh (read by DOLFINx) or any meshio format with physical groups.
+
+    Region and surface names are the physical-group names of the file.
+    """
+
+    kind: Literal["file"]
+    path: str = Field(description="mesh file path, relative to the case file")
+    length_scale_m: PositiveFloat = Field(
+        1.0, description="metres per file length unit (1e-3 for a mesh in mm)"
+    )
+
+    def contains(self, p: Vec3, tol: float = 0.0) -> bool:
+        return True  # checked against the mesh itself at setup
+
+
+Geometry = Annotated[
+    Union[BoxGeometry, SphereGeometry, ShellGeometry, CylinderGeometry, FileGeometry],
+    Field(discriminator="kind"),
+]
+
+
+# --------------------------------------------------------------------------- tissues
+
+
+class Tissue(_Model):
+    """Thermal properties of one tissue. Missing keys are taken from ``base``."""
+
+    base: str | None = Field(None, description="library tissue to start from")
+    density_kg_per_m3: PositiveFloat | None = Field(None, description="rho (kg/m3)")
+    specific_heat_J_per_kgK: PositiveFloat | None = Field(None, description="c (J/kg/K)")
+    conductivity_W_per_mK: PositiveFloat | None = Field(None, description="k (W/m/K)")
+    perfusion_W_per_m3K: float | None = Field(
+        None, ge=0.0, description="perfusion coefficient W = rho_b c_b w (W/m3/K)"
+    )
+    arterial_temperature_C: float | None = Field(
+        None, ge=0.0, le=100.0, description="arterial blood temperature (C)"
+    )
+    metabolic_heat_W_per_m3: float | None = Field(None, description="metabolic heat (W/m3)")
+    source: str | None = Field(None, description="where the numbers come from")
+
+
+class ResolvedTissue(_Model):
+    name: str
+    density_kg_per_m3: float
+    specific_heat_J_per_kgK: float
+    conductivity_W_per_mK: float
+    perfusion_W_per_m3K: float
+    arterial_temperature_C: float
+    metabolic_heat_W_per_m3: float
+    source: str = ""
+
+    @property
+    def volumetric_heat_capacity_J_per_m3K(self) -> float:
+        return self.density_kg_per_m3 * self.specific_heat_J_per_kgK
+
+
+# --------------------------------------------------------------------------- boundaries
+
+
+class _Boundary(_Model):
+    surface: str | list[str] = Field(description="surface name(s) of the geometry")
+
+    def surfaces(self) -> list[str]:
+        return [self.surface] if isinstance(self.surface, str) else list(self.surface)
+
+
+class DirichletBC(_Boundary):
+    """Prescribed temperature."""
+
+    type: Literal["dirichlet"]
+    temperature_C: float = Field(ge=-273.15, description="temperature (C)")
+
+
+class NeumannBC(_Boundary):
+    """Prescribed heat flux into the tissue (positive heats the tissue)."""
+
+    type: Literal["neumann"]
+    heat_flux_W_per_m2: float = Field(description="inward heat flux (W/m2)")
+
+
+class RobinBC(_Boundary):
+    """Convection: -k dT/dn = h (T - T_ambient)."""
+
+    type: Literal["robin"]
+    heat_transfer_coefficient_W_per_m2K: PositiveFloat = Field(description="h (W/m2/K)")
+    ambient_temperature_C: float = Field(ge=-273.15, description="T_ambient (C)")
+
+
+Boundary = Annotated[Union[DirichletBC, NeumannBC, RobinBC], Field(discriminator="type")]
+
+
+# --------------------------------------------------------------------------- sources
+
+
+class _PowerSchedule(_Model):
+    power_W: float | None = Field(None, ge=0.0, description="constant power (W)")
+    schedule: list[tuple[float, float]] | None = Field(
+        None, description="[[time_s, power_W], ...], interpolated per 'interpolation'"
+    )
+    interpolation: Literal["linear", "step"] = Field(
+        "linear", description="between schedule points: linear, or step (hold the previous value)"
+    )
+
+    @model_validator(mode="after")
+    def _one_power(self) -> "_PowerSchedule":
+        if (self.power_W is None) == (self.schedule is None):
+            raise ValueError("give exactly one of power_W or schedule")
+        if self.schedule is not None:
+            if len(self.schedule) == 0:
+                raise ValueError("schedule must not be empty")
+            times = [t for t, _ in self.schedule]
+            if any(b <= a for a, b in zip(times, times[1:])):
+                raise ValueError(f"schedule times must increase strictly, got {times}")
+            for t, p in self.schedule:
+                if p < 0.0:
+                    raise ValueError(f"schedule power must be >= 0 W, got {p} at t = {t} s")
+        return self
+
+    def power_at(self, t_s: float) -> float:
+        """Power in W at time t_s (s); outside the schedule the end values hold."""
+        if self.schedule is None:
+            return float(self.power_W)
+        pts = self.schedule
+        if t_s <= pts[0][0]:
+            return float(pts[0][1]) if t_s == pts[0][0] or self.interpolation == "linear" else 0.0
+        for (t0, p0), (t1, p1) in zip(pts, pts[1:]):
+            if t_s < t1:
+                if self.interpolation == "step":
+                    return float(p0)
+                return float(p0 + (p1 - p0) * (t_s - t0) / (t1 - t0))
+        return float(pts[-1][1])
+
+
+class UniformSource(_PowerSchedule):
+    """Uniform heat in one region: either a density (W/m3) or a total power (W)."""
+
+    type: Literal["uniform"]
+    region: str = Field(description="region name")
+    power_density_W_per_m3: float | None = Field(None, description="uniform density (W/m3)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _density_or_power(cls, data: Any) -> Any:
+        # A density alone is a full specification: power_W is then not used.
+        if isinstance(data, dict) and data.get("power_density_W_per_m3") is not None:
+            if data.get("power_W") is not None or data.get("schedule") is not None:
+                raise ValueError("give power_density_W_per_m3 or power_W/schedule, not both")
+            data = dict(data)
+            data["power_W"] = 0.0
+        return data
+
+
+class PointSource(_PowerSchedule):
+    """A point heat source of given power (exact delta assembly)."""
+
+    type: Literal["point"]
+    position_m: Vec3 = Field(description="position (m)")
+
+
+class SegmentSource(_PowerSchedule):
+    """A straight line source; the power is spread uniformly per unit length."""
+
+    type: Literal["segment"]
+    start_m: Vec3 = Field(description="start point (m)")
+    end_m: Vec3 = Field(description="end point (m)")
+
+    @model_validator(mode="after")
+    def _length(self) -> "SegmentSource":
+        if _norm(tuple(self.end_m[i] - self.start_m[i] for i in range(3))) == 0.0:
+            raise ValueError("segment has zero length (start_m == end_m)")
+        return self
+
+
+Source = Annotated[Union[UniformSource, PointSource, SegmentSource], Field(discriminator="type")]
+
+
+# --------------------------------------------------------------------------- time, solver, io
+
+
+class InitialCondition(_Model):
+    temperature_C: float = Field(37.0, ge=-273.15, le=200.0, description="initial temperature (C)")
+
+
+class TimeStepping(_Model):
+    mode: Literal["steady", "transient"] = "transient"
+    scheme: Literal["backward_euler", "crank_nicolson"] = Field(
+        "backward_euler", description="time discretisation (order 1 or 2)"
+    )
+    dt_s: PositiveFloat = Field(1.0, description="time step (s)")
+    end_time_s: PositiveFloat = Field(60.0, description="end time (s)")
+    output_interval_s: PositiveFloat | None = Field(
+        None, description="probe/field output interval (s); default every step"
+    )
+
+    @model_validator(mode="after")
+    def _steps(self) -> "TimeStepping":
+        if self.mode == "transient":
+            if self.dt_s > self.end_time_s:
+                raise ValueError(f"dt_s = {self.dt_s} must be <= end_time_s = {self.end_time_s}")
+            if self.output_interval_s is not None and self.output_interval_s < self.dt_s:
+                raise ValueError(
+                    f"output_interval_s = {self.output_interval_s} must be >= dt_s = {self.dt_s}"
+                )
+        return self
+
+    @property
+    def num_steps(self) -> int:
+        return max(1, int(round(self.end_time_s / self.dt_s)))
+
+
+class SolverOptions(_Model):
+    element_degree: Literal[1, 2] = Field(1, description="Lagrange degree of the temperature")
+    ksp_type: Literal["cg", "gmres", "bicgstab", "preonly"] = "cg"
+    pc_type: Literal["jacobi", "sor", "icc", "ilu", "gamg", "lu", "none"] | None = Field(
+        None, description="preconditioner; default jacobi (transient) or gamg (steady)"
+    )
+    rtol: float = Field(1e-10, gt=0.0, lt=1.0, description="relative residual tolerance")
+    atol: float = Field(1e-12, ge=0.0, description="absolute residual tolerance")
+    max_iterations: int = Field(10000, gt=0)
+
+
+class Probe(_Model):
+    name: str = Field(pattern=r"^[A-Za-z0-9_\-]+$", description="column name in probes.csv")
+    position_m: Vec3 = Field(description="position (m)")
+
+
+class Output(_Model):
+    fields: bool = Field(True, description="write temperature fields for ParaView")
+    field_format: Literal["vtx", "xdmf"] = "vtx"
+    field_interval_s: PositiveFloat | None = Field(
+        None, description="field output interval (s); default: time.output_interval_s"
+    )
+
+
+class Manufactured(_Model):
+    """Verification: a built-in manufactured solution replaces sources and boundary data."""
+
+    solution: str = Field(description="name of a solution in solver.analytic.MANUFACTURED")
+
+
+# --------------------------------------------------------------------------- case
+
+
+class Case(_Model):
+    name: str = Field(pattern=r"^[A-Za-z0-9_\-\.]+$", description="case name")
+    description: str = ""
+    geometry: Geometry
+    regions: dict[str, str] = Field(description="region name -> tissue name")
+    tissues: dict[str, Tissue] = Field(default_factory=dict, description="overrides/new tissues")
+    boundary: list[Boundary] = Field(default_factory=list)
+    source: list[Source] = Field(default_factory=list)
+    initial: InitialCondition = Field(default_factory=InitialCondition)
+    time: TimeStepping = Field(default_factory=TimeStepping)
+    solver: SolverOptions = Field(default_factory=SolverOptions)
+    probe: list[Probe] = Field(default_factory=list)
+    output: Output = Field(default_factory=Output)
+    manufactured: Manufactured | None = None
+
+    # Filled by load_case: where relative paths are resolved from.
+    case_dir: str = Field(".", description="directory of the case file (set by the loader)")
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> "Case":
+        lib = tissue_library.library()
+        known_tissues = set(lib) | set(self.tissues)
+        for region, tissue in self.regions.items():
+            if tissue not in known_tissues:
+                raise ValueError(
+                    f"regions.{region} = '{tissue}': unknown tissue; allowed: "
+                    f"{sorted(known_tissues)}"
+                )
+        for name, t in self.tissues.items():
+            if t.base is not None and t.base not in lib:
+                raise ValueError(
+                    f"tissues.{name}.base = '{t.base}': unknown library tissue; allowed: {sorted(lib)}"
+                )
+            if name not in lib and t.base is None:
+                missing = [
+                    k
+                    for k in ("density_kg_per_m3", "specific_heat_J_per_kgK", "conductivity_W_per_mK")
+                    if getattr(t, k) is None
+                ]
+                if missing:
+                    raise ValueError(
+                        f"tissues.{name}: a new tissue needs {missing} (or base = '<library tissue>')"
+                    )
+        geom = self.geometry
+        if not isinstance(geom, FileGeometry):
+            have = geom.region_names()
+            for region in have:
+                if region not in self.regions:
+                    raise ValueError(
+                        f"regions: geometry region '{region}' has no tissue; add "
+                        f"regions.{region} = '<tissue>' (regions of this geometry: {have})"
+                    )
+            for region in self.regions:
+                if region not in have:
+                    raise ValueError(
+                        f"regions.{region}: the geometry has no region '{region}'; it has {have}"
+                    )
+            surfaces = geom.surface_names()
+            for i, bc in enumerate(self.boundary):
+                for s in bc.surfaces():
+                    if s not in surfaces:
+                        raise ValueError(
+                            f"boundary[{i}].surface = '{s}': unknown surface; allowed: {surfaces}"
+                        )
+            for i, src in enumerate(self.source):
+                if isinstance(src, UniformSource) and src.region not in have:
+                    raise ValueError(
+                        f"source[{i}].region = '{src.region}': unknown region; allowed: {have}"
+                    )
+        names = set()
+        for i, p in enumerate(self.probe):
+            if p.name in names:
+                raise ValueError(f"probe[{i}].name = '{p.name}' is used twice")
+            names.add(p.name)
+            if not geom.contains(p.position_m, tol=1e-12):
+                raise ValueError(
+                    f"probe[{i}].position_m = {list(p.position_m)} ('{p.name}') lies outside the "
+                    f"{geom.kind} geometry"
+                )
+        for i, src in enumerate(self.source):
+            pts = []
+            if isinstance(src, PointSource):
+                pts = [("position_m", src.position_m)]
+            elif isinstance(src, SegmentSource):
+                pts = [("start_m", src.start_m), ("end_m", src.end_m)]
+            for key, p in pts:
+                if not geom.contains(p, tol=1e-12):
+                    raise ValueError(
+                        f"source[{i}].{key} = {list(p)} lies outside the {geom.kind} geometry"
+                    )
+        if self.manufactured is not None:
+            from .analytic import MANUFACTURED
+
+            if self.manufactured.solution not in MANUFACTURED:
+                raise ValueError(
+                    f"manufactured.solution = '{self.manufactured.solution}': unknown; "
+                    f"allowed: {sorted(MANUFACTURED)}"
+                )
+        return self
+
+    # ------------------------------------------------------------------ derived data
+    def resolved_tissues(self) -> dict[str, ResolvedTissue]:
+        """Tissue per region name, with library defaults and case overrides merged."""
+        lib = tissue_library.library()
+        out: dict[str, ResolvedTissue] = {}
+        for region, tname in self.regions.items():
+            override = self.tissues.get(tname)
+            base_name = tname if tname in lib else (override.base if override else None)
+            data: dict[str, Any] = dict(lib[base_name]) if base_name else {}
+            if override is not None:
+                if override.base is not None:
+                    data = dict(lib[override.base])
+                data.update(override.model_dump(exclude_none=True, exclude={"base"}))
+            data.setdefault("perfusion_W_per_m3K", 0.0)
+            data.setdefault("arterial_temperature_C", 37.0)
+            data.setdefault("metabolic_heat_W_per_m3", 0.0)
+            data.setdefault("source", "case file")
+            out[region] = ResolvedTissue(name=tname, **data)
+        return out
+
+    def resolved_dict(self) -> dict[str, Any]:
+        """The case as run: all defaults filled in, tissues resolved per region."""
+        d = self.model_dump(mode="json", exclude={"case_dir"}, exclude_none=True)
+        d["tissues"] = {
+            r.name: r.model_dump(mode="json", exclude={"name"}) for r in self.resolved_tissues().values()
+        }
+        return d
+
+    def hash(self) -> str:
+        blob = json.dumps(self.resolved_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+    def resolve_path(self, p: str) -> Path:
+        path = Path(p)
+        return path if path.is_absolute() else Path(self.case_dir) / path
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _format_errors(err: ValidationError, source: str) -> str:
+    lines = [f"{source}: invalid case ({err.error_count()} problem(s))"]
+    for e in err.errors():
+        loc = ""
+        for part in e["loc"]:
+            if isinstance(part, int):
+                loc += f"[{part}]"
+            elif part in ("dirichlet", "neumann", "robin", "uniform", "point", "segment") or part in (
+                "box",
+                "sphere",
+                "shell",
+                "cylinder",
+                "file",
+            ):
+                continue  # discriminator tags add nothing for the reader
+            else:
+                loc += ("." if loc else "") + str(part)
+        msg = e["msg"].removeprefix("Value error, ")
+        value = e.get("input")
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key (check spelling and units in the key name; `bioheat schema` lists keys)"
+        if isinstance(value, dict) or e["type"] in ("missing",):
+            lines.append(f"  {loc or '<case>'}: {msg}")
+        else:
+            lines.append(f"  {loc or '<case>'} = {value!r}: {msg}")
+    return "\n".join(lines)
+
+
+def parse_case(data: dict[str, Any], source: str = "<case>", case_dir: str | Path = ".") -> Case:
+    data = dict(data)
+    data["case_dir"] = str(case_dir)
+    try:
+        return Case.model_validate(data)
+    except ValidationError as err:
+        raise CaseError(_format_errors(err, source)) from None
+
+
+def load_case(path: str | Path) -> Case:
+    """Read and validate a TOML case file. Raises CaseError with a readable message."""
+    path = Path(path)
+    if not path.is_file():
+        raise CaseError(f"{path}: case file not found")
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as err:
+        raise CaseError(f"{path}: not valid TOML: {err}") from None
+    return parse_case(data, source=str(path), case_dir=path.resolve().parent)
+
+
+def schema_text() -> str:
+    """Human-readable documentation of every key, its unit/description and its default."""
+    schema = Case.model_json_schema()
+    return json.dumps(schema, indent=2)
