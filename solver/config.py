@@ -655,7 +655,7 @@ def _format_errors(err: ValidationError, source: str) -> str:
         if e["type"] == "extra_forbidden":
             msg = "unknown key (check spelling and units in the key name; `bioheat schema` lists keys)"
         if isinstance(value, dict) or e["type"] in ("missing",):
-            lines.append(f"  {loc or '<case>'}: {msg}")
+            lines.append(f"  {loc}: {msg}" if loc else f"  {msg}")
         else:
             lines.append(f"  {loc or '<case>'} = {value!r}: {msg}")
     return "\n".join(lines)
@@ -682,7 +682,58 @@ def load_case(path: str | Path) -> Case:
     return parse_case(data, source=str(path), case_dir=path.resolve().parent)
 
 
+def schema_json() -> str:
+    """The JSON schema of a case file."""
+    return json.dumps(Case.model_json_schema(), indent=2)
+
+
+def _type_name(annotation: Any) -> str:
+    text = str(annotation).replace("typing.", "").replace("solver.config.", "")
+    text = text.replace("<class '", "").replace("'>", "")
+    text = text.replace("Optional[float>0]", "float>0 | None")
+    text = text.replace("tuple[float, float, float]", "[x, y, z]").replace("tuple[float>0, float>0, float>0]", "[x, y, z] >0")
+    if text.startswith("Union["):
+        text = "one of the tables below"
+    return text
+
+
 def schema_text() -> str:
-    """Human-readable documentation of every key, its unit/description and its default."""
-    schema = Case.model_json_schema()
-    return json.dumps(schema, indent=2)
+    """Every key of a case file with its type, default and description (units included)."""
+    lines = [
+        "Case file keys (TOML). SI units, temperatures in C; the unit is part of each key's name.",
+        "Run `bioheat schema --json` for the machine-readable JSON schema.",
+        "",
+    ]
+
+    def walk(model: type[BaseModel], prefix: str, seen: set) -> None:
+        for name, info in model.model_fields.items():
+            if name == "case_dir":
+                continue
+            key = f"{prefix}{name}"
+            default = "required" if info.is_required() else f"default {info.get_default(call_default_factory=True)!r}"
+            desc = info.description or ""
+            lines.append(f"  {key:<48} {_type_name(info.annotation):<28} {default}  {desc}".rstrip())
+            for sub in _submodels(info.annotation):
+                if sub in seen:
+                    lines.append(f"  [{key}] as {sub.__name__}: keys as listed above")
+                    continue
+                seen.add(sub)
+                doc = (sub.__doc__ or "").strip().splitlines()[0] if sub.__doc__ else ""
+                lines.append(f"  [{key}] as {sub.__name__}: {doc}")
+                walk(sub, f"{key}.", seen)
+
+    walk(Case, "", set())
+    lines.append("")
+    lines.append("Library tissues: " + ", ".join(tissue_library.names()))
+    return "\n".join(lines)
+
+
+def _submodels(annotation: Any) -> list[type[BaseModel]]:
+    import typing
+
+    out = []
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    for arg in typing.get_args(annotation):
+        out.extend(_submodels(arg))
+    return [m for i, m in enumerate(out) if m not in out[:i]]

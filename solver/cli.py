@@ -1,0 +1,134 @@
+"""Command line: ``bioheat run | validate | schema | tissues``.
+
+Exit codes: 0 success, 2 invalid input (case, output folder), 3 solver failure.
+Messages go to stderr from rank 0 only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+EXIT_INPUT = 2
+EXIT_SOLVER = 3
+
+
+def _rank() -> int:
+    try:
+        from mpi4py import MPI
+
+        return MPI.COMM_WORLD.rank
+    except ImportError:  # pragma: no cover
+        return 0
+
+
+def _say(msg: str, *, err: bool = False) -> None:
+    if _rank() == 0:
+        print(msg, file=sys.stderr if err else sys.stdout, flush=True)
+
+
+def cmd_validate(args) -> int:
+    from .config import load_case
+
+    case = load_case(args.case)
+    _say(
+        f"{args.case}: valid case '{case.name}' ({case.geometry.kind} geometry, "
+        f"{len(case.regions)} region(s), {len(case.source)} source(s), {len(case.probe)} probe(s), "
+        f"{case.time.mode}); hash {case.hash()[:12]}"
+    )
+    return 0
+
+
+def cmd_schema(args) -> int:
+    from .config import schema_json, schema_text
+
+    _say(schema_json() if args.json else schema_text())
+    return 0
+
+
+def cmd_tissues(args) -> int:
+    from .tissues import library
+
+    lib = library()
+    if args.json:
+        _say(json.dumps(lib, indent=2))
+        return 0
+    _say(f"{'tissue':<20} {'rho kg/m3':>10} {'c J/kg/K':>9} {'k W/m/K':>8} {'W W/m3/K':>9}  source")
+    for name in sorted(lib):
+        t = lib[name]
+        _say(
+            f"{name:<20} {t['density_kg_per_m3']:>10.0f} {t['specific_heat_J_per_kgK']:>9.0f} "
+            f"{t['conductivity_W_per_mK']:>8.2f} {t['perfusion_W_per_m3K']:>9.0f}  {t['source']}"
+        )
+    return 0
+
+
+def cmd_run(args) -> int:
+    from .config import load_case
+
+    case = load_case(args.case)  # before anything expensive
+    from .output import check_output_dir
+
+    if _rank() == 0:
+        check_output_dir(Path(args.out), args.overwrite)
+    from .simulation import run_case
+
+    summary = run_case(case, args.out, overwrite=args.overwrite, progress=not args.quiet)
+    _say(
+        f"case '{case.name}': {summary['mesh']['cells']} cells, {summary['mesh']['dofs']} dofs on "
+        f"{summary['ranks']} rank(s), {summary['wall_time_s']:.1f} s wall; "
+        f"max temperature {summary['max_temperature_C']:.2f} C at "
+        f"{[round(c, 5) for c in summary['max_temperature_location_m']]} m, t = {summary['max_temperature_time_s']:g} s"
+    )
+    for name, value in summary["final_probe_temperatures_C"].items():
+        _say(f"  probe {name}: {value:.3f} C")
+    if "manufactured" in summary:
+        _say(f"  L2 error against '{summary['manufactured']['solution']}': {summary['manufactured']['l2_error_K_m1.5']:.3e}")
+    _say(f"outputs in {summary['output_dir']} (probes.csv, summary.json, case.toml, fields/)")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="bioheat", description="Spinal LITT bioheat simulation engine")
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="run a case file")
+    r.add_argument("case", help="case file (TOML)")
+    r.add_argument("--out", required=True, help="output folder")
+    r.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.set_defaults(func=cmd_run)
+    v = sub.add_parser("validate", help="check a case file without running it")
+    v.add_argument("case")
+    v.set_defaults(func=cmd_validate)
+    s = sub.add_parser("schema", help="print every case-file key with unit, type and default")
+    s.add_argument("--json", action="store_true", help="JSON schema instead of text")
+    s.set_defaults(func=cmd_schema)
+    t = sub.add_parser("tissues", help="print the default tissue library")
+    t.add_argument("--json", action="store_true")
+    t.set_defaults(func=cmd_tissues)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from .config import CaseError
+    from .output import OutputError
+
+    try:
+        return args.func(args)
+    except (CaseError, OutputError) as err:
+        _say(f"error: {err}", err=True)
+        return EXIT_INPUT
+    except Exception as err:
+        from .bioheat import SolverError
+
+        if isinstance(err, SolverError):
+            _say(f"solver error: {err}", err=True)
+            return EXIT_SOLVER
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,207 @@
+"""One case from start to finish: mesh -> problem -> time loop -> outputs.
+
+    summary = run_case(case, out_dir)
+
+Collective: call on every rank. Input is validated and the output folder checked
+before any mesh is built; outputs appear in out_dir only when the run succeeded.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import __version__
+from . import compat
+from mpi4py import MPI
+
+from .bioheat import BioheatProblem
+from .config import Case, CaseError
+from .output import (
+    FieldWriter,
+    Progress,
+    StagedOutput,
+    check_output_dir,
+    write_case_toml,
+    write_json,
+    write_probes_csv,
+)
+from .probes import PointOutsideMesh, evaluate, locate
+
+
+def build_case_mesh(case: Case, comm: MPI.Comm):
+    from meshes import build_mesh
+
+    try:
+        return build_mesh(case.geometry, comm, case_dir=Path(case.case_dir))
+    except (ValueError, FileNotFoundError) as err:
+        raise CaseError(str(err)) from None
+
+
+def locate_probes(problem: BioheatProblem):
+    case = problem.case
+    if not case.probe:
+        return None
+    try:
+        return locate(problem.mesh, [p.position_m for p in case.probe])
+    except PointOutsideMesh as err:
+        i = err.indices[0]
+        raise CaseError(
+            f"probe[{i}].position_m = {list(case.probe[i].position_m)} ('{case.probe[i].name}') "
+            "lies outside the mesh"
+        ) from None
+
+
+def output_steps(case: Case) -> tuple[int, int]:
+    """(steps between probe rows, steps between field frames)."""
+    t = case.time
+    every = max(1, int(round((t.output_interval_s or t.dt_s) / t.dt_s)))
+    field_interval = case.output.field_interval_s or t.output_interval_s or t.dt_s
+    every_field = max(1, int(round(field_interval / t.dt_s)))
+    return every, every_field
+
+
+def run_case(
+    case: Case,
+    out: str | Path,
+    *,
+    overwrite: bool = False,
+    comm: MPI.Comm = MPI.COMM_WORLD,
+    progress: bool = True,
+    bundle=None,
+) -> dict[str, Any]:
+    """Run a validated case and write DIR/{probes.csv, summary.json, case.toml, fields/}."""
+    wall0 = time.perf_counter()
+    out = Path(out)
+    error = None
+    if comm.rank == 0:
+        try:
+            check_output_dir(out, overwrite)
+        except ValueError as err:
+            error = err
+    error = comm.bcast(error, root=0)
+    if error is not None:
+        raise error
+
+    if bundle is None:
+        bundle = build_case_mesh(case, comm)
+    mesh_time = time.perf_counter() - wall0
+    problem = BioheatProblem(case, bundle)
+    probes = locate_probes(problem)
+    probe_names = [p.name for p in case.probe]
+    setup_time = time.perf_counter() - wall0
+
+    staged = StagedOutput(out, comm, overwrite)
+    try:
+        summary = _time_loop(case, problem, probes, probe_names, staged.path, progress)
+        summary.update(
+            {
+                "wall_time_s": time.perf_counter() - wall0,
+                "mesh_time_s": mesh_time,
+                "setup_time_s": setup_time,
+            }
+        )
+        if comm.rank == 0:
+            write_json(staged.path / "summary.json", summary)
+            write_case_toml(staged.path / "case.toml", case.resolved_dict())
+        final = staged.commit()
+    except BaseException:
+        staged.discard()
+        raise
+    summary["output_dir"] = str(final)
+    return summary
+
+
+def _time_loop(case, problem: BioheatProblem, probes, probe_names, folder: Path, progress: bool):
+    comm = problem.comm
+    problem.set_initial()
+    writer = FieldWriter(folder / "fields", [problem.T], case.output.field_format) if case.output.fields else None
+    times: list[float] = []
+    rows: list[np.ndarray] = []
+    peak = {"value": -math.inf, "where": None, "time": 0.0}
+
+    def record(t: float, probe_row: bool, field_frame: bool) -> None:
+        if probe_row:
+            times.append(t)
+            rows.append(evaluate(problem.T, probes) if probes is not None else np.zeros(0))
+        if field_frame and writer is not None:
+            writer.write(t)
+
+    def track_peak(t: float) -> None:
+        value, where = problem.max_temperature()
+        if value > peak["value"]:
+            peak.update(value=value, where=where, time=t)
+
+    loop0 = time.perf_counter()
+    n_steps = 0
+    try:
+        if case.time.mode == "steady":
+            problem.solve_steady()
+            track_peak(0.0)
+            record(0.0, True, True)
+        else:
+            every, every_field = output_steps(case)
+            n_steps = case.time.num_steps
+            dt = case.time.dt_s
+            record(0.0, True, True)
+            track_peak(0.0)
+            bar = Progress(comm, n_steps, n_steps * dt, enabled=progress)
+            t = 0.0
+            for n in range(1, n_steps + 1):
+                t_new = n * dt
+                problem.step(t, t_new)
+                t = t_new
+                track_peak(t)
+                record(t, n % every == 0 or n == n_steps, n % every_field == 0 or n == n_steps)
+                bar.update(n, t, f"Tmax {peak['value']:.2f} C")
+            bar.close()
+    finally:
+        if writer is not None:
+            writer.close()
+    loop_time = time.perf_counter() - loop0
+
+    if comm.rank == 0:
+        write_probes_csv(folder / "probes.csv", probe_names, times, rows)
+    its = problem.stats.iterations
+    summary: dict[str, Any] = {
+        "case": case.name,
+        "case_hash": case.hash(),
+        "mode": case.time.mode,
+        "scheme": None if case.time.mode == "steady" else case.time.scheme,
+        "ranks": comm.size,
+        "mesh": {
+            "cells": problem.num_cells(),
+            "dofs": problem.num_dofs(),
+            "element_degree": case.solver.element_degree,
+            "source": str(getattr(problem.bundle, "source", "")),
+        },
+        "steps": n_steps,
+        "solve_time_s": loop_time,
+        "time_per_step_s": loop_time / n_steps if n_steps else loop_time,
+        "krylov_iterations": {
+            "total": int(sum(its)),
+            "mean": float(np.mean(its)) if its else 0.0,
+            "max": int(max(its)) if its else 0,
+        },
+        "max_temperature_C": peak["value"],
+        "max_temperature_location_m": peak["where"],
+        "max_temperature_time_s": peak["time"],
+        "final_max_temperature_C": problem.max_temperature()[0],
+        "final_probe_temperatures_C": {n: float(v) for n, v in zip(probe_names, rows[-1])} if rows else {},
+        "versions": {
+            "spine_litt": __version__,
+            "dolfinx": compat.DOLFINX_VERSION,
+            "petsc": compat.PETSC_VERSION,
+        },
+    }
+    if problem.manufactured is not None:
+        t_end = 0.0 if case.time.mode == "steady" else n_steps * case.time.dt_s
+        summary["manufactured"] = {
+            "solution": case.manufactured.solution,
+            "l2_error_K_m1.5": problem.l2_error(t_end),
+        }
+    return summary
