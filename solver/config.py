@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
@@ -119,6 +120,10 @@ class _PrimitiveGeometry(_Model):
     def contains(self, p: Vec3, tol: float = 0.0) -> bool:  # pragma: no cover - overridden
         raise NotImplementedError
 
+    def describe(self) -> str:  # pragma: no cover - overridden
+        """The extent of the geometry in words (used in error messages)."""
+        raise NotImplementedError
+
     @model_validator(mode="after")
     def _inclusions_inside(self) -> "_PrimitiveGeometry":
         names = [self.region]
@@ -132,7 +137,8 @@ class _PrimitiveGeometry(_Model):
                 inc.shape == "box" and not all(self.contains(c) for c in corners)
             ):
                 raise ValueError(
-                    f"inclusion[{i}] '{inc.name}' (centre {inc.center_m} m) must lie inside the geometry"
+                    f"inclusion[{i}].center_m = {list(inc.center_m)} ('{inc.name}'): the inclusion must "
+                    f"lie inside the geometry; allowed: inside the {self.describe()}"
                 )
         for i, r in enumerate(self.refinement):
             if r.size_m > self.mesh_size_m:
@@ -173,6 +179,9 @@ class BoxGeometry(_PrimitiveGeometry):
     def volume_m3(self) -> float:
         return math.prod(self.upper_m[i] - self.lower_m[i] for i in range(3))
 
+    def describe(self) -> str:
+        return f"box from lower_m = {list(self.lower_m)} to upper_m = {list(self.upper_m)} m"
+
 
 class SphereGeometry(_PrimitiveGeometry):
     """Ball. Surface: outer."""
@@ -189,6 +198,9 @@ class SphereGeometry(_PrimitiveGeometry):
 
     def volume_m3(self) -> float:
         return 4.0 / 3.0 * math.pi * self.radius_m**3
+
+    def describe(self) -> str:
+        return f"sphere of radius_m = {self.radius_m} around center_m = {list(self.center_m)} m"
 
 
 class ShellGeometry(_PrimitiveGeometry):
@@ -217,6 +229,12 @@ class ShellGeometry(_PrimitiveGeometry):
 
     def volume_m3(self) -> float:
         return 4.0 / 3.0 * math.pi * (self.outer_radius_m**3 - self.inner_radius_m**3)
+
+    def describe(self) -> str:
+        return (
+            f"shell between inner_radius_m = {self.inner_radius_m} and outer_radius_m = "
+            f"{self.outer_radius_m} around center_m = {list(self.center_m)} m"
+        )
 
 
 class CylinderGeometry(_PrimitiveGeometry):
@@ -248,6 +266,12 @@ class CylinderGeometry(_PrimitiveGeometry):
     def volume_m3(self) -> float:
         return math.pi * self.radius_m**2 * self.length_m
 
+    def describe(self) -> str:
+        return (
+            f"cylinder of radius_m = {self.radius_m}, length_m = {self.length_m} around "
+            f"center_m = {list(self.center_m)} m along axis = {list(self.axis)}"
+        )
+
 
 class FileGeometry(_Model):
     """An existing mesh: gmsh .msh (read by DOLFINx) or any meshio format with physical groups.
@@ -263,6 +287,9 @@ class FileGeometry(_Model):
 
     def contains(self, p: Vec3, tol: float = 0.0) -> bool:
         return True  # checked against the mesh itself at setup
+
+    def describe(self) -> str:
+        return f"mesh of {self.path}"
 
 
 Geometry = Annotated[
@@ -362,10 +389,15 @@ class _PowerSchedule(_Model):
                 raise ValueError("schedule must not be empty")
             times = [t for t, _ in self.schedule]
             if any(b <= a for a, b in zip(times, times[1:])):
-                raise ValueError(f"schedule times must increase strictly, got {times}")
-            for t, p in self.schedule:
+                raise ValueError(
+                    f"schedule = {[list(pt) for pt in self.schedule]}: the times must increase "
+                    f"strictly, got times {times}"
+                )
+            for j, (t, p) in enumerate(self.schedule):
                 if p < 0.0:
-                    raise ValueError(f"schedule power must be >= 0 W, got {p} at t = {t} s")
+                    raise ValueError(
+                        f"schedule[{j}] = {[t, p]}: power must be >= 0 W, got {p} W at t = {t} s"
+                    )
         return self
 
     def power_at(self, t_s: float) -> float:
@@ -570,7 +602,7 @@ class Case(_Model):
             if not geom.contains(p.position_m, tol=1e-12):
                 raise ValueError(
                     f"probe[{i}].position_m = {list(p.position_m)} ('{p.name}') lies outside the "
-                    f"{geom.kind} geometry"
+                    f"{geom.kind} geometry; allowed: inside the {geom.describe()}"
                 )
         for i, src in enumerate(self.source):
             pts = []
@@ -581,7 +613,8 @@ class Case(_Model):
             for key, p in pts:
                 if not geom.contains(p, tol=1e-12):
                     raise ValueError(
-                        f"source[{i}].{key} = {list(p)} lies outside the {geom.kind} geometry"
+                        f"source[{i}].{key} = {list(p)} lies outside the {geom.kind} geometry; "
+                        f"allowed: inside the {geom.describe()}"
                     )
         if self.manufactured is not None:
             from .analytic import MANUFACTURED
@@ -633,6 +666,11 @@ class Case(_Model):
 # --------------------------------------------------------------------------- loading
 
 
+# A model validator's message that starts with a key relative to the model ('upper_m = ...',
+# 'refinement[0].size_m = ...'): the formatter prefixes the model's location.
+_RELATIVE_KEY = re.compile(r"^[A-Za-z_]\w*(\[\d+\])*(\.[A-Za-z_]\w*(\[\d+\])*)* = ")
+
+
 def _format_errors(err: ValidationError, source: str) -> str:
     lines = [f"{source}: invalid case ({err.error_count()} problem(s))"]
     for e in err.errors():
@@ -654,7 +692,10 @@ def _format_errors(err: ValidationError, source: str) -> str:
         value = e.get("input")
         if e["type"] == "extra_forbidden":
             msg = "unknown key (check spelling and units in the key name; `bioheat schema` lists keys)"
-        if isinstance(value, dict) or e["type"] in ("missing",):
+        if loc and _RELATIVE_KEY.match(msg):
+            # e.g. loc 'geometry' + 'upper_m = [...] must exceed ...' -> 'geometry.upper_m = ...'
+            lines.append(f"  {loc}.{msg}")
+        elif isinstance(value, dict) or e["type"] in ("missing",):
             lines.append(f"  {loc}: {msg}" if loc else f"  {msg}")
         else:
             lines.append(f"  {loc or '<case>'} = {value!r}: {msg}")
