@@ -731,6 +731,9 @@ def schema_json() -> str:
 def _type_name(annotation: Any) -> str:
     text = str(annotation).replace("typing.", "").replace("solver.config.", "")
     text = text.replace("<class '", "").replace("'>", "")
+    # pydantic's constrained types print as Annotated[float, FieldInfo(..., metadata=[Gt(gt=0.0)])]
+    text = re.sub(r"Annotated\[float, FieldInfo\([^()]*metadata=\[Gt\(gt=0\.0\)\]\)\]", "float>0", text)
+    text = re.sub(r"Annotated\[Union\[[^\]]*\], FieldInfo\([^()]*\)\]", "one of the tables below", text)
     text = text.replace("Optional[float>0]", "float>0 | None")
     text = text.replace("tuple[float, float, float]", "[x, y, z]").replace("tuple[float>0, float>0, float>0]", "[x, y, z] >0")
     if text.startswith("Union["):
