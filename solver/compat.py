@@ -23,3 +23,15 @@ if _major_minor < (0, 10):
     raise ImportError(
         f"spine-litt needs DOLFINx >= 0.10 (found {DOLFINX_VERSION}); see README for install routes"
     )
+
+
+def coordinate_map(mesh):
+    """(coordinate element, geometry dofmap) of a single-cell-type mesh.
+
+    DOLFINx 0.10 has ``geometry.cmap``/``geometry.dofmap``; 0.11 deprecates them for the
+    mixed-topology lists ``cmaps[0]``/``dofmaps[0]``.
+    """
+    geom = mesh.geometry
+    if hasattr(geom, "cmaps"):
+        return geom.cmaps[0], geom.dofmaps[0]
+    return geom.cmap, geom.dofmap

@@ -382,6 +382,11 @@ class _PowerSchedule(_Model):
 
     @model_validator(mode="after")
     def _one_power(self) -> "_PowerSchedule":
+        if getattr(self, "power_density_W_per_m3", None) is not None:
+            # A uniform density is a full specification on its own.
+            if self.power_W is not None or self.schedule is not None:
+                raise ValueError("give power_density_W_per_m3 or power_W/schedule, not both")
+            return self
         if (self.power_W is None) == (self.schedule is None):
             raise ValueError("give exactly one of power_W or schedule")
         if self.schedule is not None:
@@ -422,16 +427,6 @@ class UniformSource(_PowerSchedule):
     region: str = Field(description="region name")
     power_density_W_per_m3: float | None = Field(None, description="uniform density (W/m3)")
 
-    @model_validator(mode="before")
-    @classmethod
-    def _density_or_power(cls, data: Any) -> Any:
-        # A density alone is a full specification: power_W is then not used.
-        if isinstance(data, dict) and data.get("power_density_W_per_m3") is not None:
-            if data.get("power_W") is not None or data.get("schedule") is not None:
-                raise ValueError("give power_density_W_per_m3 or power_W/schedule, not both")
-            data = dict(data)
-            data["power_W"] = 0.0
-        return data
 
 
 class PointSource(_PowerSchedule):

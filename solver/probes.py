@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import compat  # noqa: F401  (import order)
+from . import compat
 import dolfinx
 from dolfinx import fem, geometry
 from mpi4py import MPI
@@ -85,8 +85,7 @@ def point_load(V: fem.FunctionSpace, located: LocatedPoints, weights) -> fem.Fun
     load = fem.Function(V)
     arr = load.x.array
     element = V.element.basix_element
-    cmap = mesh.geometry.cmap
-    x_dofmap = mesh.geometry.dofmap
+    cmap, x_dofmap = compat.coordinate_map(mesh)
     for p in located.local:
         cell = located.cells[p]
         cell_x = mesh.geometry.x[x_dofmap[cell]]
