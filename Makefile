@@ -9,7 +9,7 @@ PY       = $(VENV)/bin/python
 # i.e. after `env` has created the venv.
 MPIEXEC  = $(if $(wildcard $(VENV)/bin/mpiexec),$(VENV)/bin/mpiexec,mpiexec)
 NP      ?= 2
-CASE    ?= cases/demo_sphere_point_source.toml
+CASE    ?= cases/demo_tumour_heating.toml
 OUT     ?= results/demo
 # extra pytest arguments, e.g. make test-serial PYTEST_ARGS="-k mesh -x"
 PYTEST_ARGS ?=

@@ -49,11 +49,17 @@ class SolverError(RuntimeError):
 
 @dataclass
 class LoadTerm:
-    """A source: a load vector for unit power, scaled by power(t) in W (or 1 for densities)."""
+    """A source: a load vector for unit power, scaled by the power in W (or 1 for densities).
+
+    ``power(t)`` is the power at time t; ``mean_power(t0, t1)`` its average over a step, which
+    the time loop uses so that every step delivers exactly the scheduled energy (a step
+    schedule switching off inside a step is not rounded to the step's end).
+    """
 
     name: str
     vector: PETSc.Vec
     power: Callable[[float], float]
+    mean_power: Callable[[float, float], float]
 
 
 @dataclass
@@ -293,21 +299,21 @@ class BioheatProblem:
                     op=MPI.SUM,
                 )
                 if src.power_density_W_per_m3 is not None:
-                    scale, power = src.power_density_W_per_m3, (lambda t: 1.0)
+                    scale, power, mean = src.power_density_W_per_m3, (lambda t: 1.0), (lambda a, b: 1.0)
                 else:
-                    scale, power = 1.0 / vol, src.power_at
+                    scale, power, mean = 1.0 / vol, src.power_at, src.mean_power
                 vec = dolfinx.fem.petsc.assemble_vector(fem.form(scale * v * self.dx(tag)))
                 vec.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
             elif isinstance(src, PointSource):
                 vec = self._point_vector(name, [src.position_m], [1.0])
-                power = src.power_at
+                power, mean = src.power_at, src.mean_power
             elif isinstance(src, SegmentSource):
                 pts, w = segment_quadrature(src.start_m, src.end_m, h_min)
                 vec = self._point_vector(name, pts, w)
-                power = src.power_at
+                power, mean = src.power_at, src.mean_power
             else:  # pragma: no cover - config forbids it
                 raise CaseError(f"{name}: unsupported source type")
-            self.loads.append(LoadTerm(name, vec, power))
+            self.loads.append(LoadTerm(name, vec, power, mean))
 
     def _point_vector(self, name: str, points, weights) -> PETSc.Vec:
         try:
@@ -380,13 +386,12 @@ class BioheatProblem:
 
     def step(self, t_old: float, t_new: float) -> None:
         """Advance T from t_old to t_new (s)."""
-        theta = self.theta
         self._set_dirichlet_values(t_new)
         b = self.b
         self.B.mult(self.T.x.petsc_vec, b)
         b.axpy(1.0, self.c)
         for load in self.loads:
-            p = theta * load.power(t_new) + (1.0 - theta) * load.power(t_old)
+            p = load.mean_power(t_old, t_new)
             if p != 0.0:
                 b.axpy(p, load.vector)
         if self.mms_form is not None:

@@ -405,6 +405,24 @@ class _PowerSchedule(_Model):
                     )
         return self
 
+    def energy_between(self, t0_s: float, t1_s: float) -> float:
+        """Energy in J delivered between t0_s and t1_s: the exact integral of the schedule."""
+        if self.schedule is None:
+            return float(self.power_W) * (t1_s - t0_s)
+        # breakpoints inside (t0, t1) split the integral into pieces on which P is linear
+        cuts = [t0_s] + [t for t, _ in self.schedule if t0_s < t < t1_s] + [t1_s]
+        total = 0.0
+        for a, b in zip(cuts, cuts[1:]):
+            if self.interpolation == "step":
+                total += self.power_at(0.5 * (a + b)) * (b - a)
+            else:
+                total += 0.5 * (self.power_at(a) + self.power_at(b)) * (b - a)
+        return total
+
+    def mean_power(self, t0_s: float, t1_s: float) -> float:
+        """Average power in W over [t0_s, t1_s]."""
+        return self.energy_between(t0_s, t1_s) / (t1_s - t0_s)
+
     def power_at(self, t_s: float) -> float:
         """Power in W at time t_s (s); outside the schedule the end values hold."""
         if self.schedule is None:
