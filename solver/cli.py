@@ -113,8 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from .config import CaseError
-    from .output import OutputError
+    from .config import CaseError, OutputError
 
     try:
         return args.func(args)

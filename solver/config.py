@@ -34,6 +34,10 @@ class CaseError(ValueError):
     """A case file is invalid. The message names the key, the value and what is allowed."""
 
 
+class OutputError(ValueError):
+    """The output folder cannot be used (exists and is not empty, is a file, ...)."""
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True)
 
@@ -429,7 +433,7 @@ class _PowerSchedule(_Model):
             return float(self.power_W)
         pts = self.schedule
         if t_s <= pts[0][0]:
-            return float(pts[0][1]) if t_s == pts[0][0] or self.interpolation == "linear" else 0.0
+            return float(pts[0][1])
         for (t0, p0), (t1, p1) in zip(pts, pts[1:]):
             if t_s < t1:
                 if self.interpolation == "step":

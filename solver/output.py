@@ -22,8 +22,7 @@ from dolfinx import fem
 from mpi4py import MPI
 
 
-class OutputError(ValueError):
-    pass
+from .config import OutputError  # noqa: E402  (defined without FEM imports for the CLI)
 
 
 def check_output_dir(out: Path, overwrite: bool) -> None:
