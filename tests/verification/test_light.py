@@ -132,12 +132,14 @@ def test_robin_energy_balance_with_escaping_light(n_rel):
 def test_line_source_matches_superposed_kernels():
     """A 4 mm diffusing tip (uniform P / L along the segment) in a 5 mm ball with phi = 0 on the
     surface, against the point kernel integrated along the segment (infinite medium; the
-    boundary is >= 3 mm = 3.4 / mu_eff from the probes, so its effect is below 0.1 %).
-    Probes 1 to 2 mm from the axis, in the refined zone (h = 0.15 mm there, mu_eff h = 0.17):
-    the P1 error there is about 1 % (measured), asserted at 3 %."""
+    boundary is >= 2.5 mm = 2.8 / mu_eff from the probes, which changes phi there by < 0.4 %).
+    Probes 1 to 2 mm from the axis, one beyond the tip's end. The mesh is 0.15 mm at the axis,
+    growing to about 0.3 to 0.45 mm at the probes (mu_eff h = 0.3 to 0.5), where the pointwise P1
+    error is a few percent: measured -0.6, 1.1, 2.1, 1.6, 0.4 %; asserted at 4 %. (A uniform
+    0.25 mm mesh gives at most 2.2 % but takes 6 s; a 0.2 mm refinement in a 0.8 mm mesh 3.3 %.)"""
     a, b = np.array([0.0, 0.0, -0.002]), np.array([0.0, 0.0, 0.002])
     ref = [{"segment_start_m": a.tolist(), "segment_end_m": b.tolist(), "size_m": 0.00015, "distance_m": 0.003}]
-    bundle = _sphere(0.005, 0.001, ref)
+    bundle = _sphere(0.005, 0.0005, ref)
     light = from_bundle(bundle, {"body": WM}, boundary="zero", rtol=1e-12)
     power = 3.0
     phi = light.solve(light.unit_source_segment(a, b), power_W=power)
@@ -146,5 +148,5 @@ def test_line_source_matches_superposed_kernels():
     )
     values = evaluate(phi, locate(light.mesh, probes))
     exact = segment_fluence_infinite(probes, a, b, power, WM.absorption_per_m, WM.reduced_scattering_per_m)
-    np.testing.assert_allclose(values, exact, rtol=0.03)
+    np.testing.assert_allclose(values, exact, rtol=0.04)
     assert abs(light.energy_balance(phi, power)["relative_imbalance"]) < 1e-8
