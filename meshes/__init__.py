@@ -1,0 +1,32 @@
+"""Meshes for the bioheat solver: gmsh primitives (cached) and mesh files.
+
+    import dolfinx_solver  # before dolfinx
+    from meshes import build_mesh, region_volumes, surface_areas
+
+    bundle = build_mesh(case.geometry, MPI.COMM_WORLD, case_dir=Path(case.case_dir))
+    dx, ds = bundle.dx(), bundle.ds()
+    dx(bundle.regions["tumour"]), ds(tuple(bundle.surfaces["outer"]))
+"""
+
+from .bundle import MeshBundle, region_volumes, surface_areas
+from .cache import CACHE_ENV, MESH_BUILDER_VERSION, cache_file, cache_key, default_cache_dir
+from .loading import build_mesh, load_file, resolve_path
+from .primitives import MIN_CELLS_PER_RADIUS, SURFACE_ALIASES, SURFACE_TAGS, primitive_tags
+
+__all__ = [
+    "CACHE_ENV",
+    "MESH_BUILDER_VERSION",
+    "MIN_CELLS_PER_RADIUS",
+    "SURFACE_ALIASES",
+    "SURFACE_TAGS",
+    "MeshBundle",
+    "build_mesh",
+    "cache_file",
+    "cache_key",
+    "default_cache_dir",
+    "load_file",
+    "primitive_tags",
+    "region_volumes",
+    "resolve_path",
+    "surface_areas",
+]

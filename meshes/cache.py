@@ -1,0 +1,75 @@
+"""On-disk cache of gmsh-built primitive meshes (.msh 4.1 files keyed by the geometry)."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+import gmsh
+
+# Bump when the mesh builder changes in a way that changes the mesh for the same geometry.
+# (The key also contains a hash of primitives.py, so an edited builder never reuses meshes
+# cached by an older one; the explicit version is for changes made elsewhere.)
+MESH_BUILDER_VERSION = "2"
+
+CACHE_ENV = "SPINE_LITT_MESH_CACHE"
+
+
+def default_cache_dir() -> Path:
+    """``$SPINE_LITT_MESH_CACHE``, else ``$XDG_CACHE_HOME/spine-litt/meshes``, else
+    ``~/.cache/spine-litt/meshes``."""
+    env = os.environ.get(CACHE_ENV)
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return base / "spine-litt" / "meshes"
+
+
+@functools.cache
+def _builder_digest() -> str:
+    return hashlib.sha256((Path(__file__).parent / "primitives.py").read_bytes()).hexdigest()[:16]
+
+
+def cache_key(geometry) -> str:
+    """sha256 of the builder version (constant and source digest), the gmsh version and the
+    geometry's JSON."""
+    blob = "\n".join(
+        (
+            f"meshes-builder={MESH_BUILDER_VERSION}/{_builder_digest()}",
+            f"gmsh={gmsh.__version__}",
+            geometry.model_dump_json(),
+        )
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def cache_file(cache_dir: Path, geometry) -> Path:
+    return Path(cache_dir) / f"{geometry.kind}-{cache_key(geometry)}.msh"
+
+
+def write_model_atomically(path: Path) -> None:
+    """Write the current gmsh model to ``path`` (msh 4.1, binary, physical groups only).
+
+    The file is written under a temporary name in the same directory and moved into place
+    with ``os.replace``, so a concurrent reader sees either no file or a complete one.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem[:16]}-", suffix=".msh")
+    os.close(fd)
+    try:
+        gmsh.option.setNumber("Mesh.MshFileVersion", 4.1)
+        gmsh.option.setNumber("Mesh.Binary", 1)
+        gmsh.option.setNumber("Mesh.SaveAll", 0)
+        gmsh.write(tmp)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
