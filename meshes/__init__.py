@@ -1,6 +1,6 @@
 """Meshes for the bioheat solver: gmsh primitives (cached) and mesh files.
 
-    import dolfinx_solver  # before dolfinx
+    import solver.compat  # before dolfinx (loads dolfinx_solver where installed)
     from meshes import build_mesh, region_volumes, surface_areas
 
     bundle = build_mesh(case.geometry, MPI.COMM_WORLD, case_dir=Path(case.case_dir))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import dolfinx_solver  # noqa: F401  - orders MPI ahead of the DOLFINx bindings
+from solver import compat  # noqa: F401  - dolfinx_solver (PyPI wheel) before the DOLFINx bindings
 
 import numpy as np
 import ufl

@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-import dolfinx_solver  # noqa: F401  - orders MPI ahead of the DOLFINx bindings
+from solver import compat  # noqa: F401  - dolfinx_solver (PyPI wheel) before the DOLFINx bindings
 
 import gmsh
 import numpy as np

@@ -8,7 +8,7 @@ import os
 import warnings
 from pathlib import Path
 
-import dolfinx_solver  # noqa: F401  - orders MPI ahead of the DOLFINx bindings
+from solver import compat  # noqa: F401  - dolfinx_solver (PyPI wheel) before the DOLFINx bindings
 
 import gmsh
 import numpy as np

@@ -12,7 +12,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import dolfinx_solver  # noqa: F401  - before dolfinx / petsc4py
+import solver.compat  # noqa: F401  - before dolfinx / petsc4py
 
 import gmsh
 import meshio

@@ -36,7 +36,7 @@ import os
 import time
 from pathlib import Path
 
-import dolfinx_solver  # noqa: F401  - before dolfinx / petsc4py
+import solver.compat  # noqa: F401  - before dolfinx / petsc4py
 
 import gmsh
 import meshio
