@@ -513,7 +513,7 @@ class SolverOptions(_Model):
     element_degree: Literal[1, 2] = Field(1, description="Lagrange degree of the temperature")
     ksp_type: Literal["cg", "gmres", "bicgstab", "preonly"] = "cg"
     pc_type: Literal["jacobi", "sor", "icc", "ilu", "gamg", "lu", "none"] | None = Field(
-        None, description="preconditioner; default jacobi (transient) or gamg (steady)"
+        None, description="preconditioner; default jacobi (transient) or icc (steady), chosen by measurement"
     )
     rtol: float = Field(1e-10, gt=0.0, lt=1.0, description="relative residual tolerance")
     atol: float = Field(1e-12, ge=0.0, description="absolute residual tolerance")
