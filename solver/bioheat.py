@@ -75,21 +75,26 @@ def _ksp(comm, A: PETSc.Mat, opts, steady: bool, prefix: str) -> PETSc.KSP:
     GAMG would win only on much finer meshes or much larger alpha dt / h^2.
     """
     ksp = PETSc.KSP().create(comm)
-    ksp.setOptionsPrefix(prefix)
+    ksp.setOptionsPrefix(prefix)  # users may still tune it with -<prefix>ksp_... options
     ksp.setOperators(A)
     pc_type = opts.pc_type or ("icc" if steady else "jacobi")
-    ksp_type = opts.ksp_type
-    options = PETSc.Options()
-    if pc_type == "lu":
-        ksp_type = "preonly"
-        options[f"{prefix}pc_factor_mat_solver_type"] = "mumps"
-    elif pc_type in ("icc", "ilu") and comm.size > 1:
-        options[f"{prefix}sub_pc_type"] = pc_type
-        pc_type = "bjacobi"
+    ksp_type = "preonly" if pc_type == "lu" else opts.ksp_type
+    sub_pc = None
+    if pc_type in ("icc", "ilu") and comm.size > 1:
+        sub_pc, pc_type = pc_type, "bjacobi"  # incomplete factorisations are per-rank blocks
     ksp.setType(ksp_type)
-    ksp.getPC().setType(pc_type)
+    pc = ksp.getPC()
+    pc.setType(pc_type)
+    if pc_type == "lu":
+        pc.setFactorSolverType("mumps")
     ksp.setTolerances(rtol=opts.rtol, atol=opts.atol, max_it=opts.max_iterations)
     ksp.setFromOptions()
+    if sub_pc is not None:
+        # Set the blocks' preconditioner directly rather than through the options database,
+        # where an unused entry would be reported as left over at exit.
+        ksp.setUp()
+        for sub in pc.getBJacobiSubKSP():
+            sub.getPC().setType(sub_pc)
     if ksp_type != "preonly":
         ksp.setInitialGuessNonzero(True)  # warm start from the previous step
     return ksp
