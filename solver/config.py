@@ -319,6 +319,12 @@ class Tissue(_Model):
         None, ge=0.0, le=100.0, description="arterial blood temperature (C)"
     )
     metabolic_heat_W_per_m3: float | None = Field(None, description="metabolic heat (W/m3)")
+    absorption_per_m: PositiveFloat | None = Field(
+        None, description="optical absorption mu_a (1/m) at the case's wavelength; default from the optical table"
+    )
+    reduced_scattering_per_m: float | None = Field(
+        None, ge=0.0, description="reduced scattering mu_s' (1/m); default from the optical table"
+    )
     source: str | None = Field(None, description="where the numbers come from")
 
 
@@ -330,6 +336,8 @@ class ResolvedTissue(_Model):
     perfusion_W_per_m3K: float
     arterial_temperature_C: float
     metabolic_heat_W_per_m3: float
+    absorption_per_m: float | None = None
+    reduced_scattering_per_m: float | None = None
     source: str = ""
 
     @property
@@ -475,6 +483,131 @@ class SegmentSource(_PowerSchedule):
 Source = Annotated[Union[UniformSource, PointSource, SegmentSource], Field(discriminator="type")]
 
 
+# --------------------------------------------------------------------------- laser
+
+
+class Light(_Model):
+    """How laser light is transported to the tissue (PHYSICS.md section 2)."""
+
+    model: Literal["diffusion", "kernel"] = Field(
+        "diffusion",
+        description="diffusion: FE solve of the P1 diffusion equation with per-region optics; "
+        "kernel: closed-form infinite-medium kernel of point emitters along the tip",
+    )
+    wavelength_nm: Literal[980, 1064] = Field(980, description="laser wavelength (nm): picks the optical table")
+    boundary: Literal["robin", "zero"] = Field(
+        "robin", description="outer boundary for light: partial current (robin) or zero fluence"
+    )
+    refractive_index_ratio: float | None = Field(
+        None, gt=1.0, le=2.0, description="tissue/outside index ratio for the Robin R_eff (unitless); none: R_eff = 0"
+    )
+    validity_ratio: float = Field(
+        10.0, gt=0.0, description="regions with mu_s' < ratio * mu_a are flagged: diffusion approximation poor"
+    )
+    kernel_emitters: int | None = Field(
+        None, ge=1, le=1000, description="kernel model: point emitters per tip (default from mu_eff and tip length)"
+    )
+
+
+class ApplicatorPosition(_Model):
+    """Pull-back: from start_s on, the tip sits at tip_center_m (until the next position)."""
+
+    start_s: float = Field(ge=0.0, description="time the applicator reaches this position (s)")
+    tip_center_m: Vec3 = Field(description="centre of the diffusing tip at this position (m)")
+
+
+class Applicator(_PowerSchedule):
+    """A laser fibre with a diffusing tip inside a cooled catheter (e.g. Visualase, 980 nm)."""
+
+    name: str = Field("applicator", pattern=r"^[A-Za-z0-9_\-]+$", description="name (surface names derive from it)")
+    tip_center_m: Vec3 | None = Field(None, description="centre of the diffusing tip (m)")
+    direction: Vec3 | None = Field(None, description="axis from entry towards the distal end (unitless)")
+    entry_m: Vec3 | None = Field(None, description="where the catheter enters the tissue (m)")
+    tip_end_m: Vec3 | None = Field(None, description="distal end of the diffusing tip (m); with entry_m")
+    tip_length_m: PositiveFloat = Field(0.010, le=0.05, description="diffusing tip length (m); 3 or 10 mm exist")
+    emission: Literal["uniform"] = Field("uniform", description="emission profile along the tip")
+    catheter_radius_m: PositiveFloat = Field(0.000825, le=0.005, description="catheter outer radius (m)")
+    representation: Literal["line", "cavity"] = Field(
+        "line", description="line: emitting segment in the mesh; cavity: catheter cut out of the mesh"
+    )
+    coolant_temperature_C: float = Field(
+        20.0, ge=0.0, le=45.0, description="coolant temperature on the catheter surface (C), cavity only"
+    )
+    coolant_heat_transfer_W_per_m2K: float | None = Field(
+        None, gt=0.0, description="cavity: Robin coefficient h (W/m2/K); none: surface held at the coolant temperature"
+    )
+    schedule_csv: str | None = Field(None, description="CSV file with columns time_s, power_W (relative to the case)")
+    position: list[ApplicatorPosition] = Field(
+        default_factory=list, description="pull-back positions; empty: the tip stays at tip_center_m"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _csv_counts_as_schedule(cls, data: Any) -> Any:
+        # The CSV is read by load_case (it needs the case folder); here it only satisfies
+        # the power_W-or-schedule rule until then.
+        if isinstance(data, dict) and data.get("schedule_csv") and data.get("schedule") is None:
+            if data.get("power_W") is not None:
+                raise ValueError("give power_W, schedule or schedule_csv, not several")
+            data = dict(data)
+            data["schedule"] = [[0.0, 0.0]]
+        return data
+
+    @model_validator(mode="after")
+    def _geometry(self) -> "Applicator":
+        by_centre = self.tip_center_m is not None or self.direction is not None
+        by_points = self.entry_m is not None or self.tip_end_m is not None
+        if by_centre == by_points or (by_centre and (self.tip_center_m is None or self.direction is None)) or (
+            by_points and (self.entry_m is None or self.tip_end_m is None)
+        ):
+            raise ValueError("give tip_center_m and direction, or entry_m and tip_end_m")
+        axis = self.axis
+        if axis is None:
+            raise ValueError("direction (or tip_end_m - entry_m) must be a non-zero vector")
+        times = [p.start_s for p in self.position]
+        if any(b <= a for a, b in zip(times, times[1:])):
+            raise ValueError(f"position start_s must increase strictly, got {times}")
+        return self
+
+    @property
+    def axis(self) -> Vec3 | None:
+        if self.direction is not None:
+            d = self.direction
+        else:
+            d = tuple(self.tip_end_m[i] - self.entry_m[i] for i in range(3))
+        n = _norm(d)
+        return None if n == 0.0 else tuple(c / n for c in d)
+
+    @property
+    def home_tip_center_m(self) -> Vec3:
+        if self.tip_center_m is not None:
+            return self.tip_center_m
+        a = self.axis
+        return tuple(self.tip_end_m[i] - 0.5 * self.tip_length_m * a[i] for i in range(3))
+
+    def positions(self) -> list[tuple[float, Vec3]]:
+        """(start_s, tip centre) of every position, the first from t = 0."""
+        if not self.position:
+            return [(0.0, self.home_tip_center_m)]
+        out = [(p.start_s, p.tip_center_m) for p in self.position]
+        if out[0][0] > 0.0:
+            out.insert(0, (0.0, self.home_tip_center_m))
+        return out
+
+    def tip_segment(self, centre: Vec3) -> tuple[Vec3, Vec3]:
+        """Proximal and distal ends (m) of the diffusing tip centred at ``centre``."""
+        a, h = self.axis, 0.5 * self.tip_length_m
+        return (
+            tuple(centre[i] - h * a[i] for i in range(3)),
+            tuple(centre[i] + h * a[i] for i in range(3)),
+        )
+
+    def energy_in_window(self, t0_s: float, t1_s: float, w0_s: float, w1_s: float) -> float:
+        """Energy (J) of this applicator's schedule within [t0, t1] and a position window [w0, w1)."""
+        a, b = max(t0_s, w0_s), min(t1_s, w1_s)
+        return self.energy_between(a, b) if b > a else 0.0
+
+
 # --------------------------------------------------------------------------- time, solver, io
 
 
@@ -550,6 +683,8 @@ class Case(_Model):
     tissues: dict[str, Tissue] = Field(default_factory=dict, description="overrides/new tissues")
     boundary: list[Boundary] = Field(default_factory=list)
     source: list[Source] = Field(default_factory=list)
+    light: Light = Field(default_factory=Light)
+    applicator: list[Applicator] = Field(default_factory=list, description="laser applicators")
     initial: InitialCondition = Field(default_factory=InitialCondition)
     time: TimeStepping = Field(default_factory=TimeStepping)
     solver: SolverOptions = Field(default_factory=SolverOptions)
@@ -633,6 +768,7 @@ class Case(_Model):
                         f"source[{i}].{key} = {list(p)} lies outside the {geom.kind} geometry; "
                         f"allowed: inside the {geom.describe()}"
                     )
+        self._check_applicators()
         if self.manufactured is not None:
             from .analytic import MANUFACTURED
 
@@ -642,6 +778,78 @@ class Case(_Model):
                     f"allowed: {sorted(MANUFACTURED)}"
                 )
         return self
+
+    def _check_applicators(self) -> None:
+        from .optics import OPTICAL_TABLE, OPTICAL_ALIASES
+
+        geom = self.geometry
+        names = set()
+        for i, ap in enumerate(self.applicator):
+            if ap.name in names:
+                raise ValueError(f"applicator[{i}].name = '{ap.name}' is used twice")
+            names.add(ap.name)
+            for j, (_, centre) in enumerate(ap.positions()):
+                for end_name, p in zip(("proximal", "distal"), ap.tip_segment(centre)):
+                    if not geom.contains(p, tol=1e-12):
+                        where = f"position[{j}].tip_center_m" if ap.position else "tip"
+                        raise ValueError(
+                            f"applicator[{i}].{where}: the {end_name} end of the diffusing tip "
+                            f"{[round(c, 6) for c in p]} m lies outside the {geom.kind} geometry"
+                            + (f"; allowed: {geom.describe()}" if hasattr(geom, "describe") else "")
+                        )
+            if ap.representation == "cavity" and isinstance(geom, FileGeometry):
+                raise ValueError(
+                    f"applicator[{i}].representation = 'cavity' needs a primitive geometry "
+                    "(box, sphere, shell, cylinder); use 'line' with a mesh file"
+                )
+        if not self.applicator:
+            return
+        nm = self.light.wavelength_nm
+        table = OPTICAL_TABLE[nm]
+        lib_names = set(tissue_library.library())
+        for region, tname in self.regions.items():
+            override = self.tissues.get(tname)
+            explicit = override is not None and override.absorption_per_m is not None and (
+                override.reduced_scattering_per_m is not None
+            )
+            candidates = [tname] + ([override.base] if override is not None and override.base else [])
+            in_table = any(OPTICAL_ALIASES.get(c, c) in table for c in candidates)
+            if not (explicit or in_table):
+                raise ValueError(
+                    f"tissues.{tname}: no optical data at {nm} nm for region '{region}'; give "
+                    f"absorption_per_m and reduced_scattering_per_m (the table has "
+                    f"{sorted(table)} and aliases {sorted(OPTICAL_ALIASES)})"
+                )
+            if override is not None and (override.absorption_per_m is None) != (
+                override.reduced_scattering_per_m is None
+            ) and not in_table:
+                raise ValueError(f"tissues.{tname}: give both absorption_per_m and reduced_scattering_per_m")
+        del lib_names
+
+    def cavities(self) -> list[dict[str, Any]]:
+        """Catheter cavities to cut out of the mesh: name, entry_m, end_m, radius_m, tip_length_m.
+
+        The cavity runs from the entry point (or, without one, from far outside along the
+        axis) to the deepest distal tip end over all pull-back positions."""
+        out = []
+        for ap in self.applicator:
+            if ap.representation != "cavity":
+                continue
+            a = ap.axis
+            ends = [ap.tip_segment(c)[1] for _, c in ap.positions()]
+            depth = [sum(e[i] * a[i] for i in range(3)) for e in ends]
+            end = ends[max(range(len(ends)), key=lambda k: depth[k])]
+            entry = ap.entry_m if ap.entry_m is not None else tuple(end[i] - 1.0 * a[i] for i in range(3))
+            out.append(
+                {
+                    "name": ap.name,
+                    "entry_m": tuple(entry),
+                    "end_m": tuple(end),
+                    "radius_m": ap.catheter_radius_m,
+                    "tip_length_m": ap.tip_length_m,
+                }
+            )
+        return out
 
     # ------------------------------------------------------------------ derived data
     def resolved_tissues(self) -> dict[str, ResolvedTissue]:
@@ -660,6 +868,16 @@ class Case(_Model):
             data.setdefault("arterial_temperature_C", 37.0)
             data.setdefault("metabolic_heat_W_per_m3", 0.0)
             data.setdefault("source", "case file")
+            if data.get("absorption_per_m") is None or data.get("reduced_scattering_per_m") is None:
+                from .optics import OPTICAL_ALIASES, OPTICAL_TABLE
+
+                table = OPTICAL_TABLE[self.light.wavelength_nm]
+                for cand in (tname, override.base if override is not None else None, base_name):
+                    key = OPTICAL_ALIASES.get(cand, cand) if cand else None
+                    if key in table:
+                        data["absorption_per_m"] = table[key].absorption_per_m
+                        data["reduced_scattering_per_m"] = table[key].reduced_scattering_per_m
+                        break
             out[region] = ResolvedTissue(name=tname, **data)
         return out
 
@@ -737,7 +955,39 @@ def load_case(path: str | Path) -> Case:
         data = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as err:
         raise CaseError(f"{path}: not valid TOML: {err}") from None
+    _read_schedule_csvs(data, path)
     return parse_case(data, source=str(path), case_dir=path.resolve().parent)
+
+
+def _read_schedule_csvs(data: dict[str, Any], path: Path) -> None:
+    """Inline every applicator's schedule_csv (columns time_s, power_W) as its schedule."""
+    import csv
+
+    for i, ap in enumerate(data.get("applicator", []) or []):
+        if not isinstance(ap, dict) or not ap.get("schedule_csv"):
+            continue
+        key = f"applicator[{i}].schedule_csv"
+        csv_path = Path(ap["schedule_csv"])
+        if not csv_path.is_absolute():
+            csv_path = path.resolve().parent / csv_path
+        if not csv_path.is_file():
+            raise CaseError(f"{path}: {key} = '{ap['schedule_csv']}': file not found ({csv_path})")
+        rows = []
+        with open(csv_path, newline="") as fh:
+            reader = csv.DictReader(fh)
+            if reader.fieldnames is None or not {"time_s", "power_W"} <= set(reader.fieldnames):
+                raise CaseError(
+                    f"{path}: {key} = '{ap['schedule_csv']}': needs a header with columns time_s, power_W "
+                    f"(found {reader.fieldnames})"
+                )
+            for n, row in enumerate(reader, start=2):
+                try:
+                    rows.append([float(row["time_s"]), float(row["power_W"])])
+                except (TypeError, ValueError):
+                    raise CaseError(f"{path}: {key}: line {n} is not two numbers: {row}") from None
+        if ap.get("schedule") is not None:
+            raise CaseError(f"{path}: applicator[{i}]: give schedule or schedule_csv, not both")
+        ap["schedule"] = rows
 
 
 def schema_json() -> str:
