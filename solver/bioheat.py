@@ -112,6 +112,7 @@ class BioheatProblem:
         self.theta = 1.0 if (self.steady or case.time.scheme == "backward_euler") else 0.5
         self.dt = case.time.dt_s
         self.manufactured = MANUFACTURED[case.manufactured.solution] if case.manufactured else None
+        self.boundaries = list(case.boundary) + coolant_boundaries(case)
         self._check_mesh_names()
         self.V = fem.functionspace(self.mesh, ("Lagrange", case.solver.element_degree))
         self.T = fem.Function(self.V, name="temperature")
@@ -121,6 +122,7 @@ class BioheatProblem:
         self._boundary_conditions()
         self._forms()
         self._loads()
+        self._laser_loads()
         self._operators()
 
     # ------------------------------------------------------------------ set-up
@@ -136,7 +138,7 @@ class BioheatProblem:
                 raise CaseError(
                     f"regions: mesh region '{region}' has no tissue; add regions.{region} = '<tissue>'"
                 )
-        for i, bc in enumerate(self.case.boundary):
+        for i, bc in enumerate(self.boundaries):
             for s in bc.surfaces():
                 if s not in surfaces:
                     raise CaseError(
@@ -197,9 +199,9 @@ class BioheatProblem:
         self.mesh.topology.create_connectivity(fdim, self.mesh.topology.dim)
         self.bcs: list[fem.DirichletBC] = []
         self._bc_functions: list[fem.Function] = []
-        self.robin = [bc for bc in self.case.boundary if isinstance(bc, RobinBC)]
-        self.neumann = [bc for bc in self.case.boundary if isinstance(bc, NeumannBC)]
-        self.dirichlet = [bc for bc in self.case.boundary if isinstance(bc, DirichletBC)]
+        self.robin = [bc for bc in self.boundaries if isinstance(bc, RobinBC)]
+        self.neumann = [bc for bc in self.boundaries if isinstance(bc, NeumannBC)]
+        self.dirichlet = [bc for bc in self.boundaries if isinstance(bc, DirichletBC)]
         for bc in self.dirichlet:
             tags = [t for s in bc.surfaces() for t in self.bundle.surfaces[s]]
             facets = np.unique(
@@ -323,6 +325,17 @@ class BioheatProblem:
             else:  # pragma: no cover - config forbids it
                 raise CaseError(f"{name}: unsupported source type")
             self.loads.append(LoadTerm(name, vec, power, mean))
+
+    def _laser_loads(self) -> None:
+        """Unit heat loads of every laser emitter (light solved once here, not per step)."""
+        self.laser = None
+        if not self.case.applicator:
+            return
+        from .laser import Laser
+
+        self.laser = Laser(self.case, self.bundle, self.V)
+        for em in self.laser.emitters:
+            self.loads.append(LoadTerm(f"laser {em.label}", em.load, em.power, em.mean_power))
 
     def _point_vector(self, name: str, points, weights) -> PETSc.Vec:
         try:
@@ -463,6 +476,26 @@ class BioheatProblem:
 
     def num_cells(self) -> int:
         return self.mesh.topology.index_map(self.mesh.topology.dim).size_global
+
+
+def coolant_boundaries(case: Case) -> list:
+    """The cooled catheter walls of cavity applicators as boundary conditions on '<name>'."""
+    out = []
+    for ap in case.applicator:
+        if ap.representation != "cavity":
+            continue
+        if ap.coolant_heat_transfer_W_per_m2K is None:
+            out.append(DirichletBC(type="dirichlet", surface=ap.name, temperature_C=ap.coolant_temperature_C))
+        else:
+            out.append(
+                RobinBC(
+                    type="robin",
+                    surface=ap.name,
+                    heat_transfer_coefficient_W_per_m2K=ap.coolant_heat_transfer_W_per_m2K,
+                    ambient_temperature_C=ap.coolant_temperature_C,
+                )
+            )
+    return out
 
 
 def segment_quadrature(start, end, h: float, points_per_cell: int = 4):

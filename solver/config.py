@@ -735,6 +735,9 @@ class Case(_Model):
                         f"regions.{region}: the geometry has no region '{region}'; it has {have}"
                     )
             surfaces = geom.surface_names()
+            for ap in self.applicator:
+                if ap.representation == "cavity":
+                    surfaces = surfaces + [ap.name, f"{ap.name}_tip", f"{ap.name}_shaft"]
             for i, bc in enumerate(self.boundary):
                 for s in bc.surfaces():
                     if s not in surfaces:

@@ -171,6 +171,7 @@ class LightProblem:
         self.boundary = boundary
         self.A_robin = robin_A(n_rel, R_eff)
         self.optical = dict(optical)
+        self._cell_tags, self._regions = cell_tags, regions
         self._properties(cell_tags, regions)
         tdim = mesh.topology.dim
         mesh.topology.create_connectivity(tdim - 1, tdim)
@@ -221,6 +222,16 @@ class LightProblem:
             raise ValueError(f"{missing} cells belong to no region with optical properties")
         self.mu_a.x.scatter_forward()
         self.D.x.scatter_forward()
+
+    def update_optical(self, optical: dict[str, OpticalProperties]) -> None:
+        """New optical properties per region (e.g. after coagulation): refill the DG0 fields,
+        re-assemble the operator in place and refresh the preconditioner."""
+        self.optical = dict(optical)
+        self._properties(self._cell_tags, self._regions)
+        self.A.zeroEntries()
+        dolfinx.fem.petsc.assemble_matrix(self.A, self.a_form, bcs=self.bcs)
+        self.A.assemble()
+        self.ksp.setOperators(self.A)
 
     def invalid_regions(self, ratio: float = 10.0) -> list[str]:
         """Regions whose properties fail ``diffusion_valid``."""

@@ -119,15 +119,31 @@ def run_case(
 def _time_loop(case, problem: BioheatProblem, probes, probe_names, folder: Path, progress: bool):
     comm = problem.comm
     problem.set_initial()
-    writer = FieldWriter(folder / "fields", [problem.T], case.output.field_format) if case.output.fields else None
+    laser = problem.laser
+    fields = [problem.T]
+    if laser is not None:
+        from dolfinx import fem
+
+        phi_out = fem.Function(problem.V, name="fluence_rate_W_per_m2")
+        heat_out = fem.Function(problem.V, name="laser_heat_W_per_m3")
+        fields += [phi_out, heat_out]
+    writer = FieldWriter(folder / "fields", fields, case.output.field_format) if case.output.fields else None
     times: list[float] = []
     rows: list[np.ndarray] = []
     peak = {"value": -math.inf, "where": None, "time": 0.0}
 
     def record(t: float, probe_row: bool, field_frame: bool) -> None:
+        if laser is not None and (probe_row or field_frame):
+            laser.combine(t, phi_out, heat_out)
         if probe_row:
             times.append(t)
-            rows.append(evaluate(problem.T, probes) if probes is not None else np.zeros(0))
+            if probes is None:
+                rows.append(np.zeros(0))
+            elif laser is None:
+                rows.append(evaluate(problem.T, probes))
+            else:
+                cols = [evaluate(f, probes) for f in (problem.T, phi_out, heat_out)]
+                rows.append(np.stack(cols, axis=1).reshape(-1))  # per probe: T, fluence, Q
         if field_frame and writer is not None:
             writer.write(t)
 
@@ -164,8 +180,11 @@ def _time_loop(case, problem: BioheatProblem, probes, probe_names, folder: Path,
             writer.close()
     loop_time = time.perf_counter() - loop0
 
+    columns = list(probe_names)
+    if laser is not None:
+        columns = [c for n in probe_names for c in (n, f"{n}.fluence_W_per_m2", f"{n}.laser_heat_W_per_m3")]
     if comm.rank == 0:
-        write_probes_csv(folder / "probes.csv", probe_names, times, rows)
+        write_probes_csv(folder / "probes.csv", columns, times, rows)
     its = problem.stats.iterations
     summary: dict[str, Any] = {
         "case": case.name,
@@ -191,13 +210,18 @@ def _time_loop(case, problem: BioheatProblem, probes, probe_names, folder: Path,
         "max_temperature_location_m": peak["where"],
         "max_temperature_time_s": peak["time"],
         "final_max_temperature_C": problem.max_temperature()[0],
-        "final_probe_temperatures_C": {n: float(v) for n, v in zip(probe_names, rows[-1])} if rows else {},
+        "final_probe_temperatures_C": {
+            n: float(v) for n, v in zip(columns, rows[-1]) if "." not in n
+        } if rows else {},
         "versions": {
             "spine_litt": __version__,
             "dolfinx": compat.DOLFINX_VERSION,
             "petsc": compat.PETSC_VERSION,
         },
     }
+    if laser is not None:
+        end = n_steps * case.time.dt_s if case.time.mode == "transient" else 0.0
+        summary["light"] = laser.summary(end)
     if problem.manufactured is not None:
         t_end = 0.0 if case.time.mode == "steady" else n_steps * case.time.dt_s
         summary["manufactured"] = {

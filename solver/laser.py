@@ -1,0 +1,245 @@
+"""Laser energy deposition: applicators -> emitters -> unit-power light fields -> heat loads.
+
+Each (applicator, pull-back position) is one *emitter*: a diffusing tip at a fixed place.
+Its light field for 1 W is computed once (one Krylov solve with the diffusion model, or the
+closed-form kernel), giving a unit heat-load vector q_j = integral mu_a phi_j v dx. The time
+loop then adds sum_j E_j(t_n, t_n+1) / dt * q_j, E_j the energy the schedule delivers in the
+step while the tip sits at that position: no light solve in the time loop. The light is
+recomputed only when the optical properties change (``refresh``).
+
+Emission: ``line``, uniformly along the tip segment (exact point loads at Gauss points);
+``cavity``, uniformly over the catheter wall within the tip's axial extent (a surface
+source on the cut-out catheter surface ``<name>_tip``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import compat  # noqa: F401  (import order)
+import dolfinx
+import dolfinx.fem.petsc
+import ufl
+from dolfinx import fem
+from mpi4py import MPI
+from petsc4py import PETSc
+
+from .config import Applicator, Case, CaseError
+from .optics import OpticalProperties, diffusion_valid
+
+
+@dataclass
+class Emitter:
+    applicator: Applicator
+    index: int  # applicator index in the case
+    position: int  # pull-back position index
+    tip_center_m: tuple[float, float, float]
+    window_s: tuple[float, float]  # [start, end) while the tip sits here
+    phi: fem.Function | None = None  # fluence rate for 1 W (W/m2 per W)
+    heat: fem.Function | None = None  # mu_a phi for 1 W (W/m3 per W), for output
+    load: PETSc.Vec | None = None  # heat load vector for 1 W
+    balance: dict | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.applicator.name}@{self.position}"
+
+    def mean_power(self, t0: float, t1: float) -> float:
+        return self.applicator.energy_in_window(t0, t1, *self.window_s) / (t1 - t0)
+
+    def power(self, t: float) -> float:
+        w0, w1 = self.window_s
+        return self.applicator.power_at(t) if w0 <= t < w1 else 0.0
+
+
+def optical_fields(case: Case) -> dict[str, OpticalProperties]:
+    """Optical properties per region (validated by the case: every region has them)."""
+    out = {}
+    for region, t in case.resolved_tissues().items():
+        out[region] = OpticalProperties(t.absorption_per_m, t.reduced_scattering_per_m)
+    return out
+
+
+class Laser:
+    """All emitters of a case on the heat problem's mesh and space."""
+
+    def __init__(self, case: Case, bundle, V: fem.FunctionSpace):
+        self.case = case
+        self.bundle = bundle
+        self.V = V
+        self.mesh = bundle.mesh
+        self.comm = self.mesh.comm
+        self.optical = optical_fields(case)
+        self.emitters: list[Emitter] = []
+        for i, ap in enumerate(case.applicator):
+            positions = ap.positions()
+            for j, (start, centre) in enumerate(positions):
+                end = positions[j + 1][0] if j + 1 < len(positions) else math.inf
+                self.emitters.append(Emitter(ap, i, j, tuple(centre), (start, end)))
+        self.invalid_regions = sorted(
+            r for r, p in self.optical.items() if not diffusion_valid(p, case.light.validity_ratio)
+        )
+        self.light = None
+        self.solves = 0
+        self.refresh()
+
+    # ------------------------------------------------------------------ light fields
+    def refresh(self, optical: dict[str, OpticalProperties] | None = None) -> None:
+        """(Re)compute every emitter's unit light field and heat load."""
+        if optical is not None:
+            self.optical = optical
+        if self.case.light.model == "diffusion":
+            self._diffusion()
+        else:
+            self._kernel()
+        self.solves += 1
+
+    def _diffusion(self) -> None:
+        from .light import LightProblem
+
+        cfg = self.case.light
+        if self.light is None:
+            self.light = LightProblem(
+                self.mesh,
+                self.V,
+                self.optical,
+                self.bundle.cell_tags,
+                self.bundle.regions,
+                cfg.boundary,
+                n_rel=cfg.refractive_index_ratio,
+                rtol=1e-10,
+            )
+        else:
+            self.light.update_optical(self.optical)
+        for em in self.emitters:
+            source = self._source_vector(em)
+            em.phi = self.light.solve(source)
+            em.phi.name = "fluence_rate"
+            em.balance = self.light.energy_balance(em.phi, 1.0)
+            self._set_heat(em, self.light.heat_load(em.phi, self.V), self.light.mu_a)
+            source.destroy()
+
+    def _kernel(self) -> None:
+        from .light_kernel import KernelLight, default_emitter_count, emitter_points
+        from .probes import locate
+
+        mu_a = fem.Function(fem.functionspace(self.mesh, ("DG", 0)), name="mu_a")
+        for region, tag in self.bundle.regions.items():
+            cells = self.bundle.cell_tags.find(tag)
+            mu_a.x.array[mu_a.function_space.dofmap.list[cells].reshape(-1)] = self.optical[region].absorption_per_m
+        mu_a.x.scatter_forward()
+        for em in self.emitters:
+            props = self._tissue_at(em.tip_center_m)
+            ap = em.applicator
+            n = self.case.light.kernel_emitters or default_emitter_count(ap.tip_length_m, props.mu_eff_per_m)
+            pts = emitter_points(em.tip_center_m, ap.axis, ap.tip_length_m, n)
+            kernel = KernelLight(self.mesh, props, pts, ap.catheter_radius_m, mu_a_field=mu_a)
+            em.phi = kernel.fluence(self.V)
+            em.phi.name = "fluence_rate"
+            absorbed = kernel.absorbed_power()
+            em.balance = {
+                "source_W": 1.0,
+                "absorbed_W": absorbed,
+                "outside_domain_W": 1.0 - absorbed,
+                "relative_imbalance": 0.0,
+                "note": "kernel model: infinite homogeneous medium; light not absorbed in the mesh leaves it",
+            }
+            self._set_heat(em, kernel.heat_load(self.V), mu_a)
+        del locate
+
+    def _tissue_at(self, point) -> OpticalProperties:
+        """Optical properties of the region that holds ``point`` (kernel model: homogeneous)."""
+        from .probes import locate
+
+        located = locate(self.mesh, [point])
+        tag = -1
+        if len(located.local):
+            cell = located.cells[located.local[0]]
+            idx = np.flatnonzero(self.bundle.cell_tags.indices == cell)
+            tag = int(self.bundle.cell_tags.values[idx[0]]) if len(idx) else -1
+        tag = self.comm.allreduce(tag, op=MPI.MAX)
+        for region, t in self.bundle.regions.items():
+            if t == tag:
+                return self.optical[region]
+        raise CaseError(f"applicator tip centre {list(point)} m lies in no tagged region")
+
+    def _set_heat(self, em: Emitter, load: PETSc.Vec, mu_a: fem.Function) -> None:
+        if em.load is not None:
+            em.load.destroy()
+        em.load = load
+        # Q = mu_a phi at the nodes, for output only (the heat load above is the exact Galerkin
+        # load); at region interfaces a node takes the value of one adjacent cell.
+        em.heat = fem.Function(self.V, name="laser_heat_W_per_m3")
+        em.heat.interpolate(fem.Expression(mu_a * em.phi, self.V.element.interpolation_points))
+
+    def _source_vector(self, em: Emitter) -> PETSc.Vec:
+        """Unit-power light source of an emitter: along its tip segment, or over the catheter
+        wall inside the tip's axial extent for a cavity."""
+        ap = em.applicator
+        start, end = ap.tip_segment(em.tip_center_m)
+        if ap.representation == "line":
+            try:
+                return self.light.unit_source_segment(start, end)
+            except Exception as err:  # a tip end outside the mesh
+                raise CaseError(f"applicator[{em.index}] ({ap.name}): {err}") from None
+        tags = self.bundle.surfaces.get(f"{ap.name}_tip", []) + self.bundle.surfaces.get(f"{ap.name}_shaft", [])
+        if not tags:
+            raise CaseError(f"applicator[{em.index}] ({ap.name}): the mesh has no catheter surface '{ap.name}_tip'")
+        x = ufl.SpatialCoordinate(self.mesh)
+        a = ufl.as_vector(ap.axis)
+        s = ufl.dot(x - ufl.as_vector(start), a)
+        window = ufl.conditional(ufl.And(ufl.ge(s, 0.0), ufl.le(s, ap.tip_length_m)), 1.0, 0.0)
+        v = ufl.TestFunction(self.V)
+        ds = ufl.Measure("ds", domain=self.mesh, subdomain_data=self.bundle.facet_tags)(tuple(tags))
+        vec = dolfinx.fem.petsc.assemble_vector(fem.form(window * v * ds))
+        vec.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+        total = vec.sum()
+        if not total > 0.0:
+            raise CaseError(f"applicator[{em.index}] ({ap.name}): no catheter wall within the tip at this position")
+        vec.scale(1.0 / total)  # unit power exactly
+        return vec
+
+    # ------------------------------------------------------------------ time loop helpers
+    def combine(self, t: float, out_phi: fem.Function, out_heat: fem.Function) -> None:
+        """Fluence rate and laser heat at time t: sum_j P_j(t) (phi_j, Q_j)."""
+        out_phi.x.array[:] = 0.0
+        out_heat.x.array[:] = 0.0
+        for em in self.emitters:
+            p = em.power(t)
+            if p:
+                out_phi.x.array[:] += p * em.phi.x.array
+                out_heat.x.array[:] += p * em.heat.x.array
+
+    def summary(self, end_time_s: float) -> dict:
+        emitters = []
+        delivered = absorbed = 0.0
+        for em in self.emitters:
+            energy = em.applicator.energy_in_window(0.0, end_time_s, *em.window_s)
+            delivered += energy
+            absorbed += energy * em.balance["absorbed_W"]
+            emitters.append(
+                {
+                    "applicator": em.applicator.name,
+                    "position": em.position,
+                    "tip_center_m": list(em.tip_center_m),
+                    "active_s": [em.window_s[0], min(em.window_s[1], end_time_s)],
+                    "delivered_energy_J": energy,
+                    "per_watt": {k: v for k, v in em.balance.items()},
+                }
+            )
+        worst = max((abs(e["per_watt"]["relative_imbalance"]) for e in emitters), default=0.0)
+        return {
+            "model": self.case.light.model,
+            "wavelength_nm": self.case.light.wavelength_nm,
+            "boundary": self.case.light.boundary,
+            "diffusion_invalid_regions": self.invalid_regions,
+            "light_solves": self.solves,
+            "delivered_energy_J": delivered,
+            "absorbed_energy_J": absorbed,
+            "lost_energy_J": delivered - absorbed,
+            "max_relative_imbalance": worst,
+            "emitters": emitters,
+        }
