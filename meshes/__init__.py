@@ -6,14 +6,21 @@
     bundle = build_mesh(case.geometry, MPI.COMM_WORLD, case_dir=Path(case.case_dir))
     dx, ds = bundle.dx(), bundle.ds()
     dx(bundle.regions["tumour"]), ds(tuple(bundle.surfaces["outer"]))
+
+    # with an applicator cavity: surfaces applicator1_tip, applicator1_shaft, applicator1
+    cav = CatheterCavity("applicator1", entry_m=..., end_m=..., radius_m=8.25e-4, tip_length_m=0.01)
+    bundle = build_mesh(case.geometry, MPI.COMM_WORLD, cavities=[cav])
 """
 
 from .bundle import MeshBundle, region_volumes, surface_areas
+from .cavities import CAVITY_TAG_BASE, CatheterCavity, cavity_surface_tags, validate_cavities
 from .cache import CACHE_ENV, MESH_BUILDER_VERSION, cache_file, cache_key, default_cache_dir
 from .loading import build_mesh, load_file, resolve_path
 from .primitives import MIN_CELLS_PER_RADIUS, SURFACE_ALIASES, SURFACE_TAGS, primitive_tags
 
 __all__ = [
+    "CAVITY_TAG_BASE",
+    "CatheterCavity",
     "CACHE_ENV",
     "MESH_BUILDER_VERSION",
     "MIN_CELLS_PER_RADIUS",
@@ -23,10 +30,12 @@ __all__ = [
     "build_mesh",
     "cache_file",
     "cache_key",
+    "cavity_surface_tags",
     "default_cache_dir",
     "load_file",
     "primitive_tags",
     "region_volumes",
     "resolve_path",
     "surface_areas",
+    "validate_cavities",
 ]

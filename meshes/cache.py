@@ -31,24 +31,30 @@ def default_cache_dir() -> Path:
 
 @functools.cache
 def _builder_digest() -> str:
-    return hashlib.sha256((Path(__file__).parent / "primitives.py").read_bytes()).hexdigest()[:16]
+    here = Path(__file__).parent
+    h = hashlib.sha256()
+    for name in ("primitives.py", "cavities.py"):
+        h.update((here / name).read_bytes())
+    return h.hexdigest()[:16]
 
 
-def cache_key(geometry) -> str:
-    """sha256 of the builder version (constant and source digest), the gmsh version and the
-    geometry's JSON."""
-    blob = "\n".join(
-        (
-            f"meshes-builder={MESH_BUILDER_VERSION}/{_builder_digest()}",
-            f"gmsh={gmsh.__version__}",
-            geometry.model_dump_json(),
-        )
-    )
-    return hashlib.sha256(blob.encode()).hexdigest()
+def cache_key(geometry, cavities=()) -> str:
+    """sha256 of the builder version (constant and source digest), the gmsh version, the
+    geometry's JSON and (if any) the applicator cavities' JSON."""
+    from .cavities import cavities_json
+
+    parts = [
+        f"meshes-builder={MESH_BUILDER_VERSION}/{_builder_digest()}",
+        f"gmsh={gmsh.__version__}",
+        geometry.model_dump_json(),
+    ]
+    if cavities:
+        parts.append("cavities=" + cavities_json(tuple(cavities)))
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
-def cache_file(cache_dir: Path, geometry) -> Path:
-    return Path(cache_dir) / f"{geometry.kind}-{cache_key(geometry)}.msh"
+def cache_file(cache_dir: Path, geometry, cavities=()) -> Path:
+    return Path(cache_dir) / f"{geometry.kind}-{cache_key(geometry, cavities)}.msh"
 
 
 def write_model_atomically(path: Path) -> None:

@@ -6,6 +6,7 @@ import contextlib
 import io
 import os
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 from solver import compat  # noqa: F401  - dolfinx_solver (PyPI wheel) before the DOLFINx bindings
@@ -18,6 +19,7 @@ from solver.config import FileGeometry
 
 from . import cache as _cache
 from .bundle import MeshBundle
+from .cavities import CatheterCavity, validate_cavities
 from .gmshio import GmshSession, mesh_from_model, on_root, physical_groups, scale_geometry
 from .primitives import build_model, expected_physical_groups, primitive_tags
 
@@ -30,6 +32,7 @@ def build_mesh(
     cache_dir: Path | None = None,
     case_dir: Path = Path("."),
     use_cache: bool = True,
+    cavities: Sequence[CatheterCavity] = (),
 ) -> MeshBundle:
     """Build (or load) the mesh of ``geometry``. Collective on ``comm``.
 
@@ -37,18 +40,26 @@ def build_mesh(
     in ``cache_dir`` (default :func:`meshes.cache.default_cache_dir`); ``use_cache=False``
     neither reads nor writes the cache. A :class:`FileGeometry` is read from
     ``case_dir / geometry.path`` (gmsh .msh, or any format meshio reads).
+
+    ``cavities`` (primitives only): applicator catheters cut out of every region, each adding
+    the surfaces ``<name>_tip`` (facet tag 100 + 2 i), ``<name>_shaft`` (101 + 2 i) and the
+    alias ``<name>``; see :mod:`meshes.cavities`. Invalid cavities raise ValueError on every
+    rank (the check is pure Python, done before any gmsh call).
     """
+    cavities = validate_cavities(geometry, cavities)
     if isinstance(geometry, FileGeometry):
         return load_file(geometry, comm, case_dir=Path(case_dir))
-    return _build_primitive(geometry, comm, cache_dir, use_cache)
+    return _build_primitive(geometry, comm, cache_dir, use_cache, cavities)
 
 
 # --------------------------------------------------------------------------- primitives
 
 
-def _build_primitive(geometry, comm: MPI.Comm, cache_dir: Path | None, use_cache: bool) -> MeshBundle:
-    regions, surfaces = primitive_tags(geometry)
-    expected = expected_physical_groups(geometry)
+def _build_primitive(
+    geometry, comm: MPI.Comm, cache_dir: Path | None, use_cache: bool, cavities: tuple[CatheterCavity, ...] = ()
+) -> MeshBundle:
+    regions, surfaces = primitive_tags(geometry, cavities)
+    expected = expected_physical_groups(geometry, cavities)
     kind = geometry.kind
     session = GmshSession() if comm.rank == 0 else None
 
@@ -57,7 +68,9 @@ def _build_primitive(geometry, comm: MPI.Comm, cache_dir: Path | None, use_cache
         session.__enter__()
         path = None
         if use_cache:
-            path = _cache.cache_file(Path(cache_dir) if cache_dir is not None else _cache.default_cache_dir(), geometry)
+            path = _cache.cache_file(
+                Path(cache_dir) if cache_dir is not None else _cache.default_cache_dir(), geometry, cavities
+            )
             if path.is_file():
                 try:
                     gmsh.merge(str(path))
@@ -67,7 +80,7 @@ def _build_primitive(geometry, comm: MPI.Comm, cache_dir: Path | None, use_cache
                     pass
                 gmsh.model.remove()  # start again from an empty model of the same name
                 gmsh.model.add(session.name)
-        build_model(geometry)
+        build_model(geometry, cavities)
         if path is not None:
             try:
                 _cache.write_model_atomically(path)

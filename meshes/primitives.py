@@ -19,6 +19,14 @@ from solver.config import (
     SphereGeometry,
 )
 
+from .cavities import (
+    CAVITY_GROWTH_RADII,
+    CAVITY_PLATEAU_RADII,
+    CAVITY_SIZE_PER_RADIUS,
+    CatheterCavity,
+    cavity_surfaces,
+)
+
 # Facet tag of each (non-alias) surface, per geometry kind; aliases cover several tags.
 SURFACE_TAGS: dict[str, dict[str, int]] = {
     "box": {"xmin": 1, "xmax": 2, "ymin": 3, "ymax": 4, "zmin": 5, "zmax": 6},
@@ -48,10 +56,13 @@ REFINEMENT_PLATEAU_CELLS = 2.0
 Primitive = BoxGeometry | SphereGeometry | ShellGeometry | CylinderGeometry
 
 
-def primitive_tags(geometry: Primitive) -> tuple[dict[str, int], dict[str, list[int]]]:
+def primitive_tags(
+    geometry: Primitive, cavities: tuple[CatheterCavity, ...] = ()
+) -> tuple[dict[str, int], dict[str, list[int]]]:
     """Region name -> cell tag and surface name -> facet tags (aliases included).
 
-    Regions: the main region is 1, inclusion i (0-based, in file order) is i + 2.
+    Regions: the main region is 1, inclusion i (0-based, in file order) is i + 2. Cavity i adds
+    <name>_tip (100 + 2 i), <name>_shaft (101 + 2 i) and the alias <name> (both).
     """
     regions = {geometry.region: 1}
     for i, inc in enumerate(geometry.inclusion):
@@ -61,13 +72,17 @@ def primitive_tags(geometry: Primitive) -> tuple[dict[str, int], dict[str, list[
     for alias, members in SURFACE_ALIASES[geometry.kind].items():
         surfaces[alias] = [base[m] for m in members]
     assert set(surfaces) == set(geometry.surface_names()), (surfaces, geometry.surface_names())
+    surfaces.update(cavity_surfaces(cavities)[1])
     return regions, surfaces
 
 
-def expected_physical_groups(geometry: Primitive) -> set[tuple[int, int, str]]:
+def expected_physical_groups(
+    geometry: Primitive, cavities: tuple[CatheterCavity, ...] = ()
+) -> set[tuple[int, int, str]]:
     regions, _ = primitive_tags(geometry)
     groups = {(3, tag, name) for name, tag in regions.items()}
     groups |= {(2, tag, name) for name, tag in SURFACE_TAGS[geometry.kind].items()}
+    groups |= {(2, tag, name) for name, tag in cavity_surfaces(cavities)[0].items()}
     return groups
 
 
@@ -108,8 +123,34 @@ def _inclusion(inc: Inclusion) -> list[tuple[int, int]]:
     return [(3, occ.addBox(*(c[i] - 0.5 * s[i] for i in range(3)), *s))]
 
 
-def _assemble_volumes(geometry: Primitive) -> dict[int, int]:
-    """Create the body and the inclusions; return gmsh volume tag -> region tag.
+def _cut_cavities(body: list[tuple[int, int]], cavities: tuple[CatheterCavity, ...]) -> list[tuple[int, int]]:
+    """Subtract the applicator cavities from the body.
+
+    Each cavity is two coaxial cylinders, shaft (entry -> tip start) and tip (tip start ->
+    end), given to one ``cut`` as separate tools: the result has no face at their common disk
+    (it lies inside the hole), but the wall keeps an edge at the tip start, so the shaft and
+    tip walls are separate faces.
+    """
+    if not cavities:
+        return body
+    occ = gmsh.model.occ
+    tools: list[tuple[int, int]] = []
+    for cav in cavities:
+        a, s, e = (np.asarray(p, dtype=float) for p in (cav.entry_m, cav.tip_start_m, cav.end_m))
+        tools.append((3, occ.addCylinder(*a, *(s - a), cav.radius_m)))
+        tools.append((3, occ.addCylinder(*s, *(e - s), cav.radius_m)))
+    out, _ = occ.cut(body, tools, removeObject=True, removeTool=True)
+    out = [dt for dt in out if dt[0] == 3]
+    if not out:  # pragma: no cover - validation keeps the cavities thin and inside
+        raise ValueError("the applicator cavities remove the whole geometry")
+    return out
+
+
+def _assemble_volumes(geometry: Primitive, cavities: tuple[CatheterCavity, ...] = ()) -> dict[int, int]:
+    """Create the body (minus the cavities) and the inclusions; return gmsh volume tag -> region tag.
+
+    The cavities are cut from the body first; inclusions are clipped to that body, so they
+    have the holes too, and the fragment map identifies regions as without cavities.
 
     Each inclusion is first clipped to the body (so an inclusion that sticks out is cut at the
     boundary), then everything is fragmented so that the mesh is conforming at the interfaces.
@@ -118,7 +159,7 @@ def _assemble_volumes(geometry: Primitive) -> dict[int, int]:
     inclusions are painted over earlier ones where they overlap), else in the main region.
     """
     occ = gmsh.model.occ
-    body = _body(geometry)
+    body = _cut_cavities(_body(geometry), cavities)
     if not geometry.inclusion:
         occ.synchronize()
         return {t: 1 for _, t in body}
@@ -132,6 +173,7 @@ def _assemble_volumes(geometry: Primitive) -> dict[int, int]:
         if not part:
             raise ValueError(
                 f"inclusion[{i}] '{inc.name}' does not overlap the {geometry.kind} geometry"
+                + (" (minus the applicator cavities)" if cavities else "")
             )
         clipped.append(part)
 
@@ -164,6 +206,42 @@ def _sample_point(tag: int) -> np.ndarray:
     lo, hi = gmsh.model.getParametrizationBounds(2, tag)
     uv = [0.5 * (lo[0] + hi[0]), 0.5 * (lo[1] + hi[1])]
     return np.asarray(gmsh.model.getValue(2, tag, uv), dtype=float)
+
+
+def _face_samples(tag: int, n: int = 3) -> np.ndarray:
+    """n x n points on the (untrimmed) surface underlying face ``tag``, over its uv bounds."""
+    lo, hi = gmsh.model.getParametrizationBounds(2, tag)
+    f = (np.arange(n) + 0.5) / n
+    uv = np.array([[lo[0] + a * (hi[0] - lo[0]), lo[1] + b * (hi[1] - lo[1])] for a in f for b in f])
+    return np.asarray(gmsh.model.getValue(2, tag, uv.ravel()), dtype=float).reshape(-1, 3)
+
+
+def _classify_cavity_face(tag: int, cavities: tuple[CatheterCavity, ...], tol: float) -> tuple[int, str] | None:
+    """(cavity index, "tip" | "shaft") if face ``tag`` lies on a cavity's wall or caps, else None.
+
+    On the wall: every sample point of the underlying surface is at distance radius_m from the
+    axis, within the cavity's axial range. On a cap: every sample point is in the end (or
+    entry) plane and the face's centre is within radius_m of the axis. Tip or shaft is decided
+    by the axial coordinate of the face's centre of mass (the wall has an edge at the tip
+    start, so no face straddles it).
+    """
+    pts = _face_samples(tag)
+    for i, cav in enumerate(cavities):
+        a, ax, L = np.asarray(cav.entry_m), cav.axis, cav.length_m
+        t = (pts - a) @ ax
+        rho = np.linalg.norm(pts - a - np.outer(t, ax), axis=1)
+        on_wall = np.all(np.abs(rho - cav.radius_m) <= tol) and np.all((t >= -tol) & (t <= L + tol))
+        mid = _sample_point(tag)
+        tm = float((mid - a) @ ax)
+        rm = float(np.linalg.norm(mid - a - tm * ax))
+        on_end = np.all(np.abs(t - L) <= tol) and rm <= cav.radius_m + tol
+        on_entry = np.all(np.abs(t) <= tol) and rm <= cav.radius_m + tol
+        if not (on_wall or on_end or on_entry):
+            continue
+        com = np.asarray(gmsh.model.occ.getCenterOfMass(2, tag), dtype=float)
+        t_com = float((com - a) @ ax)
+        return i, ("tip" if t_com > L - cav.tip_length_m else "shaft")
+    return None
 
 
 def _classify_face(geometry: Primitive, tag: int, scale: float) -> str:
@@ -238,10 +316,28 @@ def _segment_distance_expr(a, b) -> str:
     return "sqrt(" + "+".join(f"({_minus(v, a[i])}-{t}*{coef[i]})^2" for i, v in enumerate("xyz")) + ")"
 
 
-def _size_fields(geometry: Primitive, owner: dict[int, int]) -> list[int]:
+def _size_fields(
+    geometry: Primitive, owner: dict[int, int], cavities: tuple[CatheterCavity, ...] = ()
+) -> list[int]:
     f = gmsh.model.mesh.field
     h = geometry.mesh_size_m
     fields: list[int] = []
+    # Applicator cavities: size CAVITY_SIZE_PER_RADIUS * r on the wall (distance to the axis
+    # segment up to CAVITY_PLATEAU_RADII * r), growing to h at CAVITY_GROWTH_RADII * r. The
+    # distance is analytic (no sampling of the long, thin wall).
+    for cav in cavities:
+        size = CAVITY_SIZE_PER_RADIUS * cav.radius_m
+        if size >= h:
+            continue
+        dist = f.add("MathEval")
+        f.setString(dist, "F", _segment_distance_expr(cav.entry_m, cav.end_m))
+        th = f.add("Threshold")
+        f.setNumber(th, "InField", dist)
+        f.setNumber(th, "SizeMin", size)
+        f.setNumber(th, "SizeMax", h)
+        f.setNumber(th, "DistMin", CAVITY_PLATEAU_RADII * cav.radius_m)
+        f.setNumber(th, "DistMax", CAVITY_GROWTH_RADII * cav.radius_m)
+        fields.append(th)
     for r in geometry.refinement:
         dist = f.add("MathEval")
         if r.point_m is not None:
@@ -312,9 +408,11 @@ def _set_mesh_options(h: float) -> None:
 # --------------------------------------------------------------------------- entry point
 
 
-def build_model(geometry: Primitive) -> None:
-    """Build, tag and mesh ``geometry`` in the current gmsh model (call on one rank only)."""
-    owner = _assemble_volumes(geometry)
+def build_model(geometry: Primitive, cavities: tuple[CatheterCavity, ...] = ()) -> None:
+    """Build, tag and mesh ``geometry`` minus ``cavities`` (validated, see
+    :func:`meshes.cavities.validate_cavities`) in the current gmsh model (one rank only)."""
+    cavities = tuple(cavities)
+    owner = _assemble_volumes(geometry, cavities)
     regions, _ = primitive_tags(geometry)
     for name, rtag in regions.items():
         vols = sorted(t for t, reg in owner.items() if reg == rtag)
@@ -323,22 +421,32 @@ def build_model(geometry: Primitive) -> None:
             raise ValueError(
                 f"{what} '{name}' is empty: it is entirely covered by "
                 + ("inclusions" if rtag == 1 else "later inclusions")
+                + (" or applicator cavities" if cavities else "")
             )
         gmsh.model.addPhysicalGroup(3, vols, tag=rtag, name=name)
 
     scale = _characteristic_length(geometry)
     boundary = gmsh.model.getBoundary([(3, t) for t in owner], combined=True, oriented=False)
     by_name: dict[str, list[int]] = {}
+    tol = 1e-6 * scale
     for _, face in boundary:
-        by_name.setdefault(_classify_face(geometry, abs(face), scale), []).append(abs(face))
-    for name, stag in SURFACE_TAGS[geometry.kind].items():
+        face = abs(face)
+        on_cavity = _classify_cavity_face(face, cavities, tol) if cavities else None
+        if on_cavity is not None:
+            i, part = on_cavity
+            name = f"{cavities[i].name}_{part}"
+        else:
+            name = _classify_face(geometry, face, scale)
+        by_name.setdefault(name, []).append(face)
+    cavity_tags, _ = cavity_surfaces(cavities)
+    for name, stag in list(SURFACE_TAGS[geometry.kind].items()) + list(cavity_tags.items()):
         faces = sorted(set(by_name.get(name, [])))
         if not faces:
             raise RuntimeError(f"{geometry.kind}: no boundary face found for surface '{name}'")
         gmsh.model.addPhysicalGroup(2, faces, tag=stag, name=name)
 
     _set_mesh_options(geometry.mesh_size_m)
-    fields = _size_fields(geometry, owner)
+    fields = _size_fields(geometry, owner, cavities)
     if fields:
         fmin = gmsh.model.mesh.field.add("Min")
         gmsh.model.mesh.field.setNumbers(fmin, "FieldsList", fields)
