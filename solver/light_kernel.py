@@ -15,8 +15,8 @@ removes the 1/r singularity at nodes and quadrature points on (or next to) the a
 changes nothing at distances r >= r_c from every emitter, i.e. anywhere in tissue outside the
 catheter. On a mesh that does include the catheter volume as tissue, the clamp caps the heat
 deposited there: for one emitter it removes the fraction
-1 - exp(-x) (1 + x + x^2 / 3) = x^2 / 6 + O(x^3), x = mu_eff r_c, of the absorbed power
-(0.125 for white matter at 980 nm; derivation in ``ball_absorbed_power``).
+1 - exp(-x) (1 + x + x^2 / 3) = x^2 / 6 + O(x^4), x = mu_eff r_c, of the absorbed power
+(0.124 for white matter at 980 nm; derivation in ``ball_absorbed_power``).
 
 Energy. Over all space integral mu_a phi dx = P (unclamped). In a finite domain the integral
 of mu_a phi_unit is less than 1: the rest is what an infinite medium would absorb outside the
@@ -141,7 +141,7 @@ def ball_absorbed_power(radius_m: float, optical: OpticalProperties, catheter_ra
     mu_a P e^{-mu r_c} (4/3 pi r_c^3) / (4 pi D r_c) = P e^{-mu r_c} (mu r_c)^2 / 3, and
     the shell r_c < r < R contributes P [e^{-mu r_c} (1 + mu r_c) - e^{-mu R} (1 + mu R)]:
         P [e^{-x} (1 + x + x^2 / 3) - e^{-mu R} (1 + mu R)],   x = mu r_c,
-    i.e. the clamp removes P [1 - e^{-x} (1 + x + x^2/3)] = P (x^2 / 6 - x^4 / 72 + ...)
+    i.e. the clamp removes P [1 - e^{-x} (1 + x + x^2/3)] = P (x^2 / 6 - x^4 / 24 + x^5 / 45 - ...)
     (the x^3 terms cancel)."""
     mu, R = optical.mu_eff_per_m, float(radius_m)
     x = mu * float(catheter_radius_m)
