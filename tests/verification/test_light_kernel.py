@@ -120,7 +120,8 @@ def test_heat_load_converges_to_ball_absorption():
         exact[r_c] = ball_absorbed_power(R, WM, r_c)
         # the same closed form, written out independently
         x = mu * r_c
-        assert exact[r_c] == pytest.approx(math.exp(-x) * (1 + x + x * x / 3) - math.exp(-mu * R) * (1 + mu * R), rel=1e-14)
+        closed = math.exp(-x) * (1 + x + x * x / 3) - math.exp(-mu * R) * (1 + mu * R)
+        assert exact[r_c] == pytest.approx(closed, rel=1e-14)
     assert exact[radii[0]] == pytest.approx(1 - math.exp(-mu * R) * (1 + mu * R), rel=1e-8)
     errors = {(r_c, q): [] for r_c in radii for q in (6, 14)}
     for h in hs:
