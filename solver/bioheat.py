@@ -113,6 +113,8 @@ class BioheatProblem:
         self.dt = case.time.dt_s
         self.manufactured = MANUFACTURED[case.manufactured.solution] if case.manufactured else None
         self.boundaries = list(case.boundary) + coolant_boundaries(case)
+        # With coagulation the perfusion term is lumped, so damage changes only a diagonal.
+        self.lumped_perfusion = case.coagulation.enabled and not self.steady
         self._check_mesh_names()
         self.V = fem.functionspace(self.mesh, ("Lagrange", case.solver.element_degree))
         self.T = fem.Function(self.V, name="temperature")
@@ -124,6 +126,11 @@ class BioheatProblem:
         self._loads()
         self._laser_loads()
         self._operators()
+        self.coagulation = None
+        if self.lumped_perfusion:
+            from .coagulation import CoagulationModel
+
+            self.coagulation = CoagulationModel(self)
 
     # ------------------------------------------------------------------ set-up
     def _check_mesh_names(self) -> None:
@@ -220,10 +227,14 @@ class BioheatProblem:
         u, v = ufl.TrialFunction(self.V), ufl.TestFunction(self.V)
         k, rho_c, W = self.props["k"], self.props["rho_c"], self.props["W"]
         dx = self.dx
-        stiff = k * ufl.inner(ufl.grad(u), ufl.grad(v)) * dx + W * u * v * dx
+        stiff = k * ufl.inner(ufl.grad(u), ufl.grad(v)) * dx
+        if not self.lumped_perfusion:
+            stiff += W * u * v * dx
         for bc in self.robin:
             stiff += bc.heat_transfer_coefficient_W_per_m2K * u * v * self._ds(bc.surfaces())
-        const = (W * self.props["T_a"] + self.props["Q_met"]) * v * dx
+        const = self.props["Q_met"] * v * dx
+        if not self.lumped_perfusion:
+            const += W * self.props["T_a"] * v * dx
         for bc in self.robin:
             h = bc.heat_transfer_coefficient_W_per_m2K
             const += h * bc.ambient_temperature_C * v * self._ds(bc.surfaces())
@@ -334,8 +345,10 @@ class BioheatProblem:
         from .laser import Laser
 
         self.laser = Laser(self.case, self.bundle, self.V)
-        for em in self.laser.emitters:
-            self.loads.append(LoadTerm(f"laser {em.label}", em.load, em.power, em.mean_power))
+        self.laser_loads = [
+            LoadTerm(f"laser {em.label}", em.load, em.power, em.mean_power) for em in self.laser.emitters
+        ]
+        self.loads.extend(self.laser_loads)
 
     def _point_vector(self, name: str, points, weights) -> PETSc.Vec:
         try:
@@ -408,6 +421,8 @@ class BioheatProblem:
 
     def step(self, t_old: float, t_new: float) -> None:
         """Advance T from t_old to t_new (s)."""
+        if self.coagulation is not None:
+            self.coagulation.before_step()
         self._set_dirichlet_values(t_new)
         b = self.b
         self.B.mult(self.T.x.petsc_vec, b)
@@ -422,6 +437,8 @@ class BioheatProblem:
         b.axpy(1.0, self.lift)
         dolfinx.fem.petsc.set_bc(b, self.bcs)
         self._solve(b)
+        if self.coagulation is not None:
+            self.coagulation.after_step(t_new - t_old)
 
     def _assemble_mms(self, t_old: float, t_new: float) -> None:
         self.t_old.value = t_old

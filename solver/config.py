@@ -325,6 +325,17 @@ class Tissue(_Model):
     reduced_scattering_per_m: float | None = Field(
         None, ge=0.0, description="reduced scattering mu_s' (1/m); default from the optical table"
     )
+    perfusion_coagulated_W_per_m3K: float | None = Field(
+        None, ge=0.0, description="perfusion coefficient once fully coagulated (W/m3/K); default 0 (stopped)"
+    )
+    absorption_coagulated_per_m: PositiveFloat | None = Field(
+        None, description="mu_a once coagulated (1/m); default: native x coagulation.absorption_factor"
+    )
+    reduced_scattering_coagulated_per_m: float | None = Field(
+        None, ge=0.0, description="mu_s' once coagulated (1/m); default: native x coagulation.scattering_factor"
+    )
+    arrhenius_A_per_s: PositiveFloat | None = Field(None, description="Arrhenius frequency factor A (1/s)")
+    arrhenius_Ea_J_per_mol: PositiveFloat | None = Field(None, description="Arrhenius activation energy (J/mol)")
     source: str | None = Field(None, description="where the numbers come from")
 
 
@@ -338,6 +349,11 @@ class ResolvedTissue(_Model):
     metabolic_heat_W_per_m3: float
     absorption_per_m: float | None = None
     reduced_scattering_per_m: float | None = None
+    perfusion_coagulated_W_per_m3K: float = 0.0
+    absorption_coagulated_per_m: float | None = None
+    reduced_scattering_coagulated_per_m: float | None = None
+    arrhenius_A_per_s: float | None = None
+    arrhenius_Ea_J_per_mol: float | None = None
     source: str = ""
 
     @property
@@ -608,6 +624,36 @@ class Applicator(_PowerSchedule):
         return self.energy_between(a, b) if b > a else 0.0
 
 
+class Coagulation(_Model):
+    """Tissue changes driven by thermal damage (Arrhenius Omega at every node).
+
+    Properties move from native to coagulated values with d = Omega / (ln 2 + Omega)
+    (MD Anderson LITT code): perfusion (always), optics (light refreshed when d changed by
+    more than optical_refresh_tolerance somewhere), and optionally k(T) (Rylander 2005).
+    """
+
+    enabled: bool = Field(False, description="track damage and let it change the tissue")
+    arrhenius_set: Literal["henriques", "liver", "artery"] = Field(
+        "henriques", description="default A, E_a (PHYSICS.md section 3); per tissue: arrhenius_A_per_s, ..._Ea_J_per_mol"
+    )
+    absorption_factor: PositiveFloat = Field(
+        1.0, description="coagulated mu_a = factor x native where a tissue gives no value (unitless)"
+    )
+    scattering_factor: PositiveFloat = Field(
+        1.0,
+        description="coagulated mu_s' = factor x native where a tissue gives no value (unitless); "
+        "coagulation raises mu_s' up to about tenfold in muscle (BioMed Eng OnLine 2005, 4:2)",
+    )
+    optical_refresh_tolerance: float = Field(
+        0.05, gt=0.0, le=1.0, description="re-solve the light when the damage fraction d changed by more than this"
+    )
+    temperature_dependent_conductivity: bool = Field(
+        False,
+        description="k(T) = k_tissue * f(T) / f(37 C), f(u) = 0.6489 + 0.0427 atan(0.02529 (u - 315.314)), "
+        "u in K (Rylander 2005): re-assembles the operator every step",
+    )
+
+
 # --------------------------------------------------------------------------- time, solver, io
 
 
@@ -684,6 +730,7 @@ class Case(_Model):
     boundary: list[Boundary] = Field(default_factory=list)
     source: list[Source] = Field(default_factory=list)
     light: Light = Field(default_factory=Light)
+    coagulation: Coagulation = Field(default_factory=Coagulation)
     applicator: list[Applicator] = Field(default_factory=list, description="laser applicators")
     initial: InitialCondition = Field(default_factory=InitialCondition)
     time: TimeStepping = Field(default_factory=TimeStepping)
@@ -772,6 +819,8 @@ class Case(_Model):
                         f"allowed: inside the {geom.describe()}"
                     )
         self._check_applicators()
+        if self.coagulation.enabled and self.time.mode == "steady":
+            raise ValueError("coagulation.enabled = true needs time.mode = 'transient' (damage accumulates in time)")
         if self.manufactured is not None:
             from .analytic import MANUFACTURED
 
@@ -888,7 +937,8 @@ class Case(_Model):
         """The case as run: all defaults filled in, tissues resolved per region."""
         d = self.model_dump(mode="json", exclude={"case_dir"}, exclude_none=True)
         d["tissues"] = {
-            r.name: r.model_dump(mode="json", exclude={"name"}) for r in self.resolved_tissues().values()
+            r.name: r.model_dump(mode="json", exclude={"name"}, exclude_none=True)
+            for r in self.resolved_tissues().values()
         }
         return d
 

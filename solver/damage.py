@@ -79,26 +79,30 @@ def arrhenius_increment(T0_C, T1_C, dt_s: float, A_per_s: float, Ea_J_per_mol: f
     """
     T0 = np.asarray(T0_C, dtype=float) + KELVIN
     T1 = np.asarray(T1_C, dtype=float) + KELVIN
-    T0, T1 = np.broadcast_arrays(T0, T1)
-    a = Ea_J_per_mol / GAS_CONSTANT_J_PER_MOLK
+    # A and E_a may be per node (arrays) or scalars
+    T0, T1, A_arr, a = np.broadcast_arrays(
+        T0, T1, np.asarray(A_per_s, dtype=float), np.asarray(Ea_J_per_mol, dtype=float) / GAS_CONSTANT_J_PER_MOLK
+    )
     out = np.empty(T0.shape)
     dT = T1 - T0
     close = np.abs(dT) < 0.05
     if np.any(close):
         gx, gw = np.polynomial.legendre.leggauss(4)
-        t0, t1 = T0[close], T1[close]
+        t0, t1, ac = T0[close], T1[close], a[close]
         acc = np.zeros_like(t0)
         for xi, wi in zip(gx, gw):
             T = 0.5 * (t0 + t1) + 0.5 * (t1 - t0) * xi
-            acc += 0.5 * wi * np.exp(-a / T)
-        out[close] = A_per_s * dt_s * acc
+            acc += 0.5 * wi * np.exp(-ac / T)
+        out[close] = A_arr[close] * dt_s * acc
     far = ~close
     if np.any(far):
+        af = a[far]
+
         def F(T):
-            x = a / T
+            x = af / T
             return T * np.exp(-x) * (1.0 - x * _scaled_e1(x))
 
-        out[far] = A_per_s * dt_s * (F(T1[far]) - F(T0[far])) / dT[far]
+        out[far] = A_arr[far] * dt_s * (F(T1[far]) - F(T0[far])) / dT[far]
     return out
 
 

@@ -102,6 +102,22 @@ class Laser:
 
         cfg = self.case.light
         if self.light is None:
+            # Light leaves (Robin) or vanishes (zero) at the tissue's outer surfaces only. A
+            # catheter wall is a natural (zero net flux) boundary for light: what re-enters the
+            # catheter is re-emitted by it, so the whole emitted power goes into the tissue.
+            cavity = {f"{ap.name}_tip" for ap in self.case.applicator} | {
+                f"{ap.name}_shaft" for ap in self.case.applicator
+            }
+            aliases = {ap.name for ap in self.case.applicator}
+            outer_tags = sorted(
+                {
+                    t
+                    for name, tags in self.bundle.surfaces.items()
+                    if name not in cavity and name not in aliases
+                    for t in tags
+                }
+                - {t for name in cavity for t in self.bundle.surfaces.get(name, [])}
+            )
             self.light = LightProblem(
                 self.mesh,
                 self.V,
@@ -110,6 +126,8 @@ class Laser:
                 self.bundle.regions,
                 cfg.boundary,
                 n_rel=cfg.refractive_index_ratio,
+                facet_tags=self.bundle.facet_tags,
+                boundary_tags=outer_tags,
                 rtol=1e-10,
             )
         else:
@@ -122,14 +140,34 @@ class Laser:
             self._set_heat(em, self.light.heat_load(em.phi, self.V), self.light.mu_a)
             source.destroy()
 
-    def _kernel(self) -> None:
+    def refresh_cellwise(self, mu_a_cells: np.ndarray, mus_cells: np.ndarray) -> None:
+        """Re-solve every emitter with cell-wise optical properties (1/m), e.g. after
+        coagulation. Kernel model: the kernel is closed-form for a homogeneous medium, so
+        only its local absorption mu_a(x) follows the cells."""
+        if self.case.light.model == "diffusion":
+            self.light.set_cellwise(mu_a_cells, mus_cells)
+            for em in self.emitters:
+                source = self._source_vector(em)
+                em.phi = self.light.solve(source)
+                em.phi.name = "fluence_rate"
+                em.balance = self.light.energy_balance(em.phi, 1.0)
+                self._set_heat(em, self.light.heat_load(em.phi, self.V), self.light.mu_a)
+                source.destroy()
+        else:
+            self._kernel(mu_a_cells)
+        self.solves += 1
+
+    def _kernel(self, mu_a_cells: np.ndarray | None = None) -> None:
         from .light_kernel import KernelLight, default_emitter_count, emitter_points
         from .probes import locate
 
         mu_a = fem.Function(fem.functionspace(self.mesh, ("DG", 0)), name="mu_a")
-        for region, tag in self.bundle.regions.items():
-            cells = self.bundle.cell_tags.find(tag)
-            mu_a.x.array[mu_a.function_space.dofmap.list[cells].reshape(-1)] = self.optical[region].absorption_per_m
+        if mu_a_cells is not None:
+            mu_a.x.array[:] = mu_a_cells
+        else:
+            for region, tag in self.bundle.regions.items():
+                cells = self.bundle.cell_tags.find(tag)
+                mu_a.x.array[mu_a.function_space.dofmap.list[cells].reshape(-1)] = self.optical[region].absorption_per_m
         mu_a.x.scatter_forward()
         for em in self.emitters:
             props = self._tissue_at(em.tip_center_m)

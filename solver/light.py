@@ -233,6 +233,18 @@ class LightProblem:
         self.A.assemble()
         self.ksp.setOperators(self.A)
 
+    def set_cellwise(self, mu_a_cells: np.ndarray, mus_cells: np.ndarray) -> None:
+        """Cell-wise mu_a and mu_s' (1/m, arrays over local cells incl. ghosts, DG0 order):
+        refill the fields, re-assemble the operator in place, refresh the preconditioner."""
+        self.mu_a.x.array[:] = mu_a_cells
+        self.D.x.array[:] = 1.0 / (3.0 * (mu_a_cells + mus_cells))
+        self.mu_a.x.scatter_forward()
+        self.D.x.scatter_forward()
+        self.A.zeroEntries()
+        dolfinx.fem.petsc.assemble_matrix(self.A, self.a_form, bcs=self.bcs)
+        self.A.assemble()
+        self.ksp.setOperators(self.A)
+
     def invalid_regions(self, ratio: float = 10.0) -> list[str]:
         """Regions whose properties fail ``diffusion_valid``."""
         return [name for name, p in self.optical.items() if not diffusion_valid(p, ratio)]

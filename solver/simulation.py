@@ -37,7 +37,7 @@ def build_case_mesh(case: Case, comm: MPI.Comm):
     from meshes import build_mesh
 
     try:
-        return build_mesh(case.geometry, comm, case_dir=Path(case.case_dir))
+        return build_mesh(case.geometry, comm, case_dir=Path(case.case_dir), cavities=case.cavities())
     except (ValueError, FileNotFoundError) as err:
         raise CaseError(str(err)) from None
 
@@ -222,6 +222,8 @@ def _time_loop(case, problem: BioheatProblem, probes, probe_names, folder: Path,
     if laser is not None:
         end = n_steps * case.time.dt_s if case.time.mode == "transient" else 0.0
         summary["light"] = laser.summary(end)
+    if problem.coagulation is not None:
+        summary["coagulation"] = problem.coagulation.summary()
     if problem.manufactured is not None:
         t_end = 0.0 if case.time.mode == "steady" else n_steps * case.time.dt_s
         summary["manufactured"] = {
