@@ -43,7 +43,7 @@ POWER_W = 5.0
 DT_S = 1.0
 
 
-def bench_case(rtol: float, pc: str = "jacobi"):
+def bench_case(rtol: float, pc: str = "jacobi", coagulation: dict | None = None):
     return parse_case(
         {
             "name": "bench",
@@ -55,6 +55,7 @@ def bench_case(rtol: float, pc: str = "jacobi"):
             "source": [{"type": "uniform", "region": "tumour", "power_W": POWER_W}],
             "time": {"mode": "transient", "scheme": "backward_euler", "dt_s": DT_S, "end_time_s": 1000.0},
             "solver": {"ksp_type": "cg", "pc_type": pc, "rtol": rtol, "atol": 0.0},
+            "coagulation": coagulation or {"enabled": False},
         },
         source="bench",
     )
@@ -66,6 +67,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=20, help="engine steps timed")
     ap.add_argument("--tutorial-steps", type=int, default=5, help="tutorial-style steps timed")
     ap.add_argument("--rtol", type=float, default=1e-8)
+    ap.add_argument("--coagulation", action="store_true",
+                    help="also time the engine with damage-driven perfusion, and with k(T) as well")
     ap.add_argument("--pc", default="jacobi", help="engine preconditioner: jacobi, icc, sor, gamg (tutorial keeps jacobi)")
     args = ap.parse_args()
     comm = MPI.COMM_WORLD
@@ -137,6 +140,21 @@ def main() -> None:
         f"(solver rtol {args.rtol:g}); Tmax = {t_max:.3f} C"
     )
     say(f"throughput: {ndofs / (engine_ms * 1e-3) / comm.size:.3g} dof-steps per second per rank")
+
+    if args.coagulation:
+        for label, coag in (
+            ("coagulation (Arrhenius + lumped perfusion)", {"enabled": True}),
+            ("coagulation + k(T) re-assembly", {"enabled": True, "temperature_dependent_conductivity": True}),
+        ):
+            p2 = BioheatProblem(bench_case(args.rtol, args.pc, coag), bundle)
+            p2.set_initial()
+            p2.step(0.0, DT_S)
+            t0 = time.perf_counter()
+            for i in range(1, n + 1):
+                p2.step(i * DT_S, (i + 1) * DT_S)
+            ms = 1e3 * (time.perf_counter() - t0) / n
+            omega = p2.coagulation.summary()["max_omega"]
+            say(f"engine with {label}: {ms:8.1f} ms/step ({ms / engine_ms:.2f}x off), max Omega {omega:.3g}")
 
 
 if __name__ == "__main__":

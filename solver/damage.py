@@ -48,7 +48,7 @@ def _scaled_e1(x: np.ndarray) -> np.ndarray:
             c = b + an / c
             delta = c * d
             h *= delta
-            if np.all(np.abs(delta - 1.0) < 1e-16):
+            if np.all(np.abs(delta - 1.0) < 4e-16):
                 break
         out[big] = h
     if np.any(~big):
