@@ -296,8 +296,81 @@ class FileGeometry(_Model):
         return f"mesh of {self.path}"
 
 
+THORACIC_LEVELS = tuple(f"T{i}" for i in range(1, 13))
+
+
+class SpineTumour(_Model):
+    """A tumour: an ellipsoid (centre and semi-axes, m) in the vertebra's frame. Where it
+    crosses the posterior cortex into the canal, the cortex there is replaced by tumour (a
+    breached posterior wall)."""
+
+    name: str = Field("tumour", pattern=r"^[A-Za-z0-9_\-]+$", description="region name")
+    center_m: Vec3 = Field(description="centre (m); origin at the vertebral body centre")
+    semi_axes_m: tuple[PositiveFloat, PositiveFloat, PositiveFloat] = Field(description="semi-axes x, y, z (m)")
+
+
+class SpineGeometry(_Model):
+    """One thoracic vertebra (T2 to T12) with canal contents, discs and soft tissue.
+
+    Frame (m): origin at the centre of the vertebral body; x to the patient's left, y
+    posterior (towards the spinal canal), z cranial. Dimensions per level from Panjabi et al.,
+    Spine 1991 (meshes/spine.py). Regions: cortical_bone, cancellous_bone,
+    posterior_elements, disc_upper, disc_lower, epidural_fat, dura, csf, spinal_cord, muscle,
+    and the tumours. Surfaces: outer (the soft-tissue block), plus catheter surfaces.
+    """
+
+    kind: Literal["spine"]
+    level: str = Field("T8", description="thoracic level T2 to T12")
+    cortical_thickness_m: PositiveFloat = Field(0.0008, le=0.003, description="cortical shell thickness (m)")
+    soft_tissue_margin_m: PositiveFloat = Field(
+        0.02, description="muscle around the vertebra to the outer boundary (m)"
+    )
+    tumour: list[SpineTumour] = Field(default_factory=list)
+    mesh_size_m: PositiveFloat = Field(0.005, description="far-field element size (m)")
+    tip_size_m: PositiveFloat = Field(0.0008, description="element size around applicator tips (m)")
+    cortex_size_m: PositiveFloat = Field(0.001, description="element size at the posterior cortex (m)")
+    cord_size_m: PositiveFloat = Field(0.001, description="element size in the cord and dura (m)")
+    refinement: list[Refinement] = Field(default_factory=list)
+
+    @field_validator("level")
+    @classmethod
+    def _level(cls, v: str) -> str:
+        if v not in THORACIC_LEVELS[1:]:
+            raise ValueError(f"level = '{v}' is outside T2-T12 (the clinical trial's range); allowed: T2 ... T12")
+        return v
+
+    @model_validator(mode="after")
+    def _sizes(self) -> "SpineGeometry":
+        for key in ("tip_size_m", "cortex_size_m", "cord_size_m"):
+            if getattr(self, key) > self.mesh_size_m:
+                raise ValueError(f"{key} = {getattr(self, key)} must be <= mesh_size_m = {self.mesh_size_m}")
+        return self
+
+    def region_names(self) -> list[str]:
+        base = [
+            "cortical_bone", "cancellous_bone", "posterior_elements", "disc_upper", "disc_lower",
+            "epidural_fat", "dura", "csf", "spinal_cord", "muscle",
+        ]
+        return base + [t.name for t in self.tumour]
+
+    def surface_names(self) -> list[str]:
+        return ["outer"]
+
+    def contains(self, p: Vec3, tol: float = 0.0) -> bool:
+        from meshes.spine_dimensions import block_extent  # pure data, no gmsh
+
+        lo, hi = block_extent(self)
+        return all(lo[i] - tol <= p[i] <= hi[i] + tol for i in range(3))
+
+    def describe(self) -> str:
+        from meshes.spine_dimensions import block_extent
+
+        lo, hi = block_extent(self)
+        return f"the {self.level} block from {[round(c, 4) for c in lo]} to {[round(c, 4) for c in hi]} m"
+
+
 Geometry = Annotated[
-    Union[BoxGeometry, SphereGeometry, ShellGeometry, CylinderGeometry, FileGeometry],
+    Union[BoxGeometry, SphereGeometry, ShellGeometry, CylinderGeometry, FileGeometry, SpineGeometry],
     Field(discriminator="kind"),
 ]
 
