@@ -126,6 +126,11 @@ class BioheatProblem:
         self._loads()
         self._laser_loads()
         self._operators()
+        self.dose = None
+        if not self.steady:
+            from .dose import DoseTracker
+
+            self.dose = DoseTracker(self)
         self.coagulation = None
         if self.lumped_perfusion:
             from .coagulation import CoagulationModel
@@ -397,6 +402,8 @@ class BioheatProblem:
         else:
             self.T.x.array[:] = self.case.initial.temperature_C
         self.T.x.scatter_forward()
+        if self.dose is not None:
+            self.dose.start()
 
     def _set_dirichlet_values(self, t: float) -> None:
         if self.manufactured is None:
@@ -421,8 +428,8 @@ class BioheatProblem:
 
     def step(self, t_old: float, t_new: float) -> None:
         """Advance T from t_old to t_new (s)."""
-        if self.coagulation is not None:
-            self.coagulation.before_step()
+        if self.dose is not None:
+            self.dose.before_step()
         self._set_dirichlet_values(t_new)
         b = self.b
         self.B.mult(self.T.x.petsc_vec, b)
@@ -437,8 +444,10 @@ class BioheatProblem:
         b.axpy(1.0, self.lift)
         dolfinx.fem.petsc.set_bc(b, self.bcs)
         self._solve(b)
+        if self.dose is not None:
+            self.dose.after_step(t_new - t_old)
         if self.coagulation is not None:
-            self.coagulation.after_step(t_new - t_old)
+            self.coagulation.after_step()
 
     def _assemble_mms(self, t_old: float, t_new: float) -> None:
         self.t_old.value = t_old

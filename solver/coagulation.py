@@ -1,7 +1,7 @@
 """Damage-driven tissue changes during a transient run (case key [coagulation]).
 
-Every step the Arrhenius damage Omega is integrated at every node (exact for the linear-in-
-time temperature of the step, solver.damage) and d = Omega / (ln 2 + Omega) moves
+Every step the Arrhenius damage Omega integrated at every node by solver.dose (exact for the
+linear-in-time temperature of the step) sets d = Omega / (ln 2 + Omega), which moves
 
 - perfusion from native W0 to coagulated W1. Done cheaply: with coagulation on, the
   perfusion term is *lumped* (diagonal) - W_i = integral (W0 + d_i (W1 - W0)) phi_i dx -
@@ -27,7 +27,7 @@ from dolfinx import fem
 from mpi4py import MPI
 from petsc4py import PETSc
 
-from .damage import ARRHENIUS_SETS, arrhenius_increment, damage_fraction
+from .damage import damage_fraction
 from .optics import OpticalProperties
 
 KELVIN = 273.15
@@ -49,25 +49,13 @@ class CoagulationModel:
         V = problem.V
         Q0 = problem.Q0
         tissues = problem.tissues
-        A_default, Ea_default = ARRHENIUS_SETS[self.cfg.arrhenius_set]
-        # per-region fields (DG0): coagulated perfusion, Arrhenius parameters
-        fields = {n: fem.Function(Q0) for n in ("W1", "logA", "Ea")}
+        # coagulated perfusion per region (DG0)
+        W1 = fem.Function(Q0)
         for region, tag in problem.bundle.regions.items():
-            t = tissues[region]
             dofs = Q0.dofmap.list[problem.bundle.cell_tags.find(tag)].reshape(-1)
-            fields["W1"].x.array[dofs] = t.perfusion_coagulated_W_per_m3K
-            fields["logA"].x.array[dofs] = math.log(t.arrhenius_A_per_s or A_default)
-            fields["Ea"].x.array[dofs] = t.arrhenius_Ea_J_per_mol or Ea_default
-        for f in fields.values():
-            f.x.scatter_forward()
-        # nodal Arrhenius parameters (a node on an interface takes one adjacent cell's value)
-        nodal = {}
-        for n in ("logA", "Ea"):
-            g = fem.Function(V)
-            g.interpolate(fields[n])
-            nodal[n] = g.x.array.copy()
-        self.A_nodal = np.exp(nodal["logA"])
-        self.Ea_nodal = nodal["Ea"]
+            W1.x.array[dofs] = tissues[region].perfusion_coagulated_W_per_m3K
+        W1.x.scatter_forward()
+        fields = {"W1": W1}
         # lumped perfusion vectors, assembled once
         v = ufl.TestFunction(V)
         W0, Ta = problem.props["W"], problem.props["T_a"]
@@ -85,9 +73,7 @@ class CoagulationModel:
         for w in (self.w0, self.w1):
             w.array[self.bc_rows] = 0.0  # Dirichlet rows keep their unit diagonal
         self.n_owned = V.dofmap.index_map.size_local
-        self.omega = np.zeros_like(problem.T.x.array)
-        self.d = np.zeros_like(self.omega)
-        self.T_prev = None
+        self.d = np.zeros_like(problem.T.x.array)
         self.w = self.w0.duplicate()
         self.tmp = self.w0.duplicate()
         self._base_operators()
@@ -138,13 +124,9 @@ class CoagulationModel:
         p.ksp.setOperators(p.A)  # refreshes the (Jacobi) preconditioner: a diagonal copy
 
     # ------------------------------------------------------------------ per step
-    def before_step(self) -> None:
-        self.T_prev = self.p.T.x.array.copy()
-
-    def after_step(self, dt: float) -> None:
-        T = self.p.T.x.array
-        self.omega += arrhenius_increment(self.T_prev, T, dt, self.A_nodal, self.Ea_nodal)
-        self.d[:] = damage_fraction(self.omega)
+    def after_step(self) -> None:
+        """Move the properties with the damage the dose tracker has just integrated."""
+        self.d[:] = damage_fraction(self.p.dose.omega.x.array)
         if self.cfg.temperature_dependent_conductivity:
             self._update_conductivity()
         self.apply()
@@ -201,7 +183,8 @@ class CoagulationModel:
     def summary(self) -> dict:
         p = self.p
         n = self.n_owned
-        om_max = p.comm.allreduce(float(self.omega[:n].max()) if n else 0.0, op=MPI.MAX)
+        om = self.p.dose.omega.x.array
+        om_max = p.comm.allreduce(float(om[:n].max()) if n else 0.0, op=MPI.MAX)
         return {
             "arrhenius_set": self.cfg.arrhenius_set,
             "max_omega": om_max,

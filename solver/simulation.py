@@ -121,12 +121,18 @@ def _time_loop(case, problem: BioheatProblem, probes, probe_names, folder: Path,
     problem.set_initial()
     laser = problem.laser
     fields = [problem.T]
+    # probe columns: (suffix, function); the temperature column is the bare probe name
+    probe_fields = [("", problem.T)]
     if laser is not None:
         from dolfinx import fem
 
         phi_out = fem.Function(problem.V, name="fluence_rate_W_per_m2")
         heat_out = fem.Function(problem.V, name="laser_heat_W_per_m3")
         fields += [phi_out, heat_out]
+        probe_fields += [("fluence_W_per_m2", phi_out), ("laser_heat_W_per_m3", heat_out)]
+    if problem.dose is not None:
+        fields += [problem.dose.omega, problem.dose.cem43, problem.dose.T_max]
+        probe_fields += [("omega", problem.dose.omega), ("cem43", problem.dose.cem43)]
     writer = FieldWriter(folder / "fields", fields, case.output.field_format) if case.output.fields else None
     times: list[float] = []
     rows: list[np.ndarray] = []
@@ -139,11 +145,9 @@ def _time_loop(case, problem: BioheatProblem, probes, probe_names, folder: Path,
             times.append(t)
             if probes is None:
                 rows.append(np.zeros(0))
-            elif laser is None:
-                rows.append(evaluate(problem.T, probes))
             else:
-                cols = [evaluate(f, probes) for f in (problem.T, phi_out, heat_out)]
-                rows.append(np.stack(cols, axis=1).reshape(-1))  # per probe: T, fluence, Q
+                cols = [evaluate(f, probes) for _, f in probe_fields]
+                rows.append(np.stack(cols, axis=1).reshape(-1))  # per probe: T, then the others
         if field_frame and writer is not None:
             writer.write(t)
 
@@ -180,9 +184,7 @@ def _time_loop(case, problem: BioheatProblem, probes, probe_names, folder: Path,
             writer.close()
     loop_time = time.perf_counter() - loop0
 
-    columns = list(probe_names)
-    if laser is not None:
-        columns = [c for n in probe_names for c in (n, f"{n}.fluence_W_per_m2", f"{n}.laser_heat_W_per_m3")]
+    columns = [f"{n}.{suffix}" if suffix else n for n in probe_names for suffix, _ in probe_fields]
     if comm.rank == 0:
         write_probes_csv(folder / "probes.csv", columns, times, rows)
     its = problem.stats.iterations

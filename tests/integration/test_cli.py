@@ -349,7 +349,7 @@ def test_transient_run_rows(bioheat_cmd, cli_env, tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
 
     header, rows = read_probes(out / "probes.csv")
-    assert header == ["time_s", "centre"]
+    assert header == ["time_s", "centre", "centre.omega", "centre.cem43"]
     n = round(end / dt)
     assert len(rows) == n + 1
     assert [row[0] for row in rows] == pytest.approx([i * dt for i in range(n + 1)], abs=1e-9)
@@ -368,7 +368,7 @@ def test_transient_run_rows(bioheat_cmd, cli_env, tmp_path):
     exact = analytic.pennes_uniform_transient(
         [row[0] for row in rows], Q, t.perfusion_W_per_m3K, t.volumetric_heat_capacity_J_per_m3K
     )
-    for (time_s, value), theta in zip(rows, exact):
+    for (time_s, value, *_), theta in zip(rows, exact):
         assert value - 37.0 == pytest.approx(theta, rel=1e-3, abs=1e-9), time_s
 
 
