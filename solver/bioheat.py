@@ -60,6 +60,7 @@ class LoadTerm:
     vector: PETSc.Vec
     power: Callable[[float], float]
     mean_power: Callable[[float, float], float]
+    laser: bool = False  # switched off by the safety-point control loop
 
 
 @dataclass
@@ -126,6 +127,8 @@ class BioheatProblem:
         self._loads()
         self._laser_loads()
         self._operators()
+        self.laser_gate = 1.0  # 0 while the control loop holds the laser off
+        self.power_log: list[tuple[float, float, float, float]] = []  # t0, t1, requested W, delivered W
         self.dose = None
         if not self.steady:
             from .dose import DoseTracker
@@ -351,7 +354,7 @@ class BioheatProblem:
 
         self.laser = Laser(self.case, self.bundle, self.V)
         self.laser_loads = [
-            LoadTerm(f"laser {em.label}", em.load, em.power, em.mean_power) for em in self.laser.emitters
+            LoadTerm(f"laser {em.label}", em.load, em.power, em.mean_power, laser=True) for em in self.laser.emitters
         ]
         self.loads.extend(self.laser_loads)
 
@@ -434,10 +437,17 @@ class BioheatProblem:
         b = self.b
         self.B.mult(self.T.x.petsc_vec, b)
         b.axpy(1.0, self.c)
+        requested = delivered = 0.0
         for load in self.loads:
             p = load.mean_power(t_old, t_new)
+            if load.laser:
+                requested += p
+                p *= self.laser_gate
+                delivered += p
             if p != 0.0:
                 b.axpy(p, load.vector)
+        if self.laser is not None:
+            self.power_log.append((t_old, t_new, requested, delivered))
         if self.mms_form is not None:
             self._assemble_mms(t_old, t_new)
             b.axpy(1.0, self.mms_vec)

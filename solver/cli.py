@@ -86,7 +86,34 @@ def cmd_run(args) -> int:
         _say(f"  probe {name}: {value:.3f} C")
     if "manufactured" in summary:
         _say(f"  L2 error against '{summary['manufactured']['solution']}': {summary['manufactured']['l2_error_K_m1.5']:.3e}")
+    if "safety" in summary:
+        _say(f"  safety: {summary['safety']['verdict']}")
+    if "damage" in summary:
+        d = summary["damage"]
+        _say(f"  ablation zone ({d['criterion']}): {d['ablation_volume_mL']:.3f} mL")
+        for r, c in d["tumour_coverage"].items():
+            _say(f"  tumour coverage {r}: {100 * c:.1f} %")
+        for r, e in d["critical"].items():
+            _say(f"  {r}: max {e['max_temperature_C']:.2f} C, CEM43 {e['max_cem43_min']:.3g} min")
+    if not args.no_report and "damage" in summary and _rank() == 0:
+        from .report import make_report
+
+        figures = make_report(summary["output_dir"])
+        _say("  report: " + ", ".join(p.name for p in figures))
     _say(f"outputs in {summary['output_dir']} (probes.csv, summary.json, case.toml, fields/)")
+    return 0
+
+
+def cmd_report(args) -> int:
+    from .config import OutputError
+    from .report import make_report
+
+    folder = Path(args.dir)
+    if not (folder / "summary.json").exists():
+        raise OutputError(f"{folder}: no summary.json (not a result folder of bioheat run)")
+    if _rank() == 0:
+        for p in make_report(folder):
+            _say(str(p))
     return 0
 
 
@@ -98,7 +125,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", required=True, help="output folder")
     r.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.add_argument("--no-report", action="store_true", help="skip the PNG/markdown report")
     r.set_defaults(func=cmd_run)
+    rp = sub.add_parser("report", help="(re)draw the PNG figures and report.md of a result folder")
+    rp.add_argument("dir", help="result folder of bioheat run")
+    rp.set_defaults(func=cmd_report)
     v = sub.add_parser("validate", help="check a case file without running it")
     v.add_argument("case")
     v.set_defaults(func=cmd_validate)

@@ -727,6 +727,59 @@ class Coagulation(_Model):
     )
 
 
+class DamageOptions(_Model):
+    """How the ablation zone and the safety of critical structures are judged (PHYSICS.md 3)."""
+
+    ablation_criterion: Literal["omega", "cem43", "isotherm"] = Field(
+        "omega", description="ablated where Omega >= ablation_omega, CEM43 >= ablation_cem43_min, "
+        "or the maximum temperature over time >= ablation_isotherm_C"
+    )
+    ablation_omega: PositiveFloat = Field(1.0, description="Arrhenius threshold (unitless; 1 = 63 % of cells)")
+    ablation_cem43_min: PositiveFloat = Field(240.0, description="thermal dose threshold (CEM43 minutes)")
+    ablation_isotherm_C: float = Field(57.0, gt=37.0, le=100.0, description="isotherm threshold (C)")
+    tumour_regions: list[str] | None = Field(
+        None, description="regions that are tumour (default: regions whose tissue or name starts with 'tumo')"
+    )
+    critical_regions: list[str] | None = Field(
+        None, description="regions to keep safe (default: those of spinal_cord, dura, nerve present)"
+    )
+    max_temperature_C: float = Field(
+        45.0, gt=37.0, le=100.0, description="safety limit for critical regions (C; Scott et al. 2014)"
+    )
+    max_cem43_min: PositiveFloat = Field(6.0, description="safety limit for critical regions (CEM43 minutes)")
+
+
+class Monitor(_Model):
+    """A monitoring ('safety') point as placed on MR thermometry."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_\-]+$", description="name (also a probe column)")
+    position_m: Vec3 = Field(description="position (m)")
+    high_limit_C: float | None = Field(
+        None, gt=37.0, le=100.0, description="laser off when exceeded (C); must exceed body temperature"
+    )
+    low_limit_C: float | None = Field(None, gt=37.0, le=100.0, description="target temperature (C)")
+    action: Literal["stop", "pause"] = Field(
+        "stop", description="at the high limit: stop for the rest of the dose, or pause and resume"
+    )
+    resume_below_C: float | None = Field(
+        None, gt=37.0, description="pause: resume when below this (C); default high_limit_C - 2"
+    )
+
+    @model_validator(mode="after")
+    def _limits(self) -> "Monitor":
+        if self.high_limit_C is None and self.low_limit_C is None:
+            raise ValueError("give high_limit_C and/or low_limit_C")
+        if self.resume_below_C is not None and self.high_limit_C is not None and self.resume_below_C >= self.high_limit_C:
+            raise ValueError(f"resume_below_C = {self.resume_below_C} must be below high_limit_C = {self.high_limit_C}")
+        return self
+
+
+class Control(_Model):
+    stop_when_targets_reached: bool = Field(
+        False, description="end the dose once every monitor with a low_limit_C has reached it"
+    )
+
+
 # --------------------------------------------------------------------------- time, solver, io
 
 
@@ -804,6 +857,9 @@ class Case(_Model):
     source: list[Source] = Field(default_factory=list)
     light: Light = Field(default_factory=Light)
     coagulation: Coagulation = Field(default_factory=Coagulation)
+    damage: DamageOptions = Field(default_factory=DamageOptions)
+    monitor: list[Monitor] = Field(default_factory=list, description="safety/target points")
+    control: Control = Field(default_factory=Control)
     applicator: list[Applicator] = Field(default_factory=list, description="laser applicators")
     initial: InitialCondition = Field(default_factory=InitialCondition)
     time: TimeStepping = Field(default_factory=TimeStepping)
@@ -892,6 +948,7 @@ class Case(_Model):
                         f"allowed: inside the {geom.describe()}"
                     )
         self._check_applicators()
+        self._check_damage()
         if self.coagulation.enabled and self.time.mode == "steady":
             raise ValueError("coagulation.enabled = true needs time.mode = 'transient' (damage accumulates in time)")
         if self.manufactured is not None:
@@ -950,6 +1007,36 @@ class Case(_Model):
             ) and not in_table:
                 raise ValueError(f"tissues.{tname}: give both absorption_per_m and reduced_scattering_per_m")
         del lib_names
+
+    def _check_damage(self) -> None:
+        have = list(self.regions)
+        for key in ("tumour_regions", "critical_regions"):
+            for j, r in enumerate(getattr(self.damage, key) or []):
+                if r not in have:
+                    raise ValueError(f"damage.{key}[{j}] = '{r}': no such region; allowed: {have}")
+        names = {p.name for p in self.probe}
+        for i, m in enumerate(self.monitor):
+            if m.name in names:
+                raise ValueError(f"monitor[{i}].name = '{m.name}' is also a probe name")
+            names.add(m.name)
+            if not self.geometry.contains(m.position_m, tol=1e-12):
+                raise ValueError(
+                    f"monitor[{i}].position_m = {list(m.position_m)} ('{m.name}') lies outside the "
+                    f"{self.geometry.kind} geometry"
+                )
+        if self.monitor and self.time.mode == "steady":
+            raise ValueError("monitor points need time.mode = 'transient'")
+
+    def tumour_regions(self) -> list[str]:
+        if self.damage.tumour_regions is not None:
+            return list(self.damage.tumour_regions)
+        return [r for r, t in self.regions.items() if r.startswith("tumo") or t.startswith("tumo")]
+
+    def critical_regions(self) -> list[str]:
+        if self.damage.critical_regions is not None:
+            return list(self.damage.critical_regions)
+        wanted = {"spinal_cord", "dura", "nerve", "nerve_roots"}
+        return [r for r, t in self.regions.items() if r in wanted or t in wanted]
 
     def cavities(self) -> list[dict[str, Any]]:
         """Catheter cavities to cut out of the mesh: name, entry_m, end_m, radius_m, tip_length_m.

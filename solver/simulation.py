@@ -42,18 +42,22 @@ def build_case_mesh(case: Case, comm: MPI.Comm):
         raise CaseError(str(err)) from None
 
 
+def probe_points(case: Case) -> list[tuple[str, str, tuple]]:
+    """(key, name, position) of every probe and monitoring point (monitors are probes too)."""
+    pts = [(f"probe[{i}]", p.name, p.position_m) for i, p in enumerate(case.probe)]
+    pts += [(f"monitor[{i}]", m.name, m.position_m) for i, m in enumerate(case.monitor)]
+    return pts
+
+
 def locate_probes(problem: BioheatProblem):
-    case = problem.case
-    if not case.probe:
+    pts = probe_points(problem.case)
+    if not pts:
         return None
     try:
-        return locate(problem.mesh, [p.position_m for p in case.probe])
+        return locate(problem.mesh, [p for _, _, p in pts])
     except PointOutsideMesh as err:
-        i = err.indices[0]
-        raise CaseError(
-            f"probe[{i}].position_m = {list(case.probe[i].position_m)} ('{case.probe[i].name}') "
-            "lies outside the mesh"
-        ) from None
+        key, name, pos = pts[err.indices[0]]
+        raise CaseError(f"{key}.position_m = {list(pos)} ('{name}') lies outside the mesh") from None
 
 
 def output_steps(case: Case) -> tuple[int, int]:
@@ -92,7 +96,7 @@ def run_case(
     mesh_time = time.perf_counter() - wall0
     problem = BioheatProblem(case, bundle)
     probes = locate_probes(problem)
-    probe_names = [p.name for p in case.probe]
+    probe_names = [name for _, name, _ in probe_points(case)]
     setup_time = time.perf_counter() - wall0
 
     staged = StagedOutput(out, comm, overwrite)
@@ -156,6 +160,15 @@ def _time_loop(case, problem: BioheatProblem, probes, probe_names, folder: Path,
         if value > peak["value"]:
             peak.update(value=value, where=where, time=t)
 
+    control = ControlLoop(problem)
+    region_nodes = critical = None
+    if problem.dose is not None:
+        from .metrics import CriticalTracker, RegionNodes
+
+        region_nodes = RegionNodes(problem)
+        critical = CriticalTracker(problem, case.critical_regions(), region_nodes)
+        critical.update(0.0)
+
     loop0 = time.perf_counter()
     n_steps = 0
     try:
@@ -176,6 +189,8 @@ def _time_loop(case, problem: BioheatProblem, probes, probe_names, folder: Path,
                 problem.step(t, t_new)
                 t = t_new
                 track_peak(t)
+                critical.update(t)
+                control.after_step(t)
                 record(t, n % every == 0 or n == n_steps, n % every_field == 0 or n == n_steps)
                 bar.update(n, t, f"Tmax {peak['value']:.2f} C")
             bar.close()
@@ -226,6 +241,19 @@ def _time_loop(case, problem: BioheatProblem, probes, probe_names, folder: Path,
         summary["light"] = laser.summary(end)
     if problem.coagulation is not None:
         summary["coagulation"] = problem.coagulation.summary()
+    if problem.dose is not None:
+        from .metrics import compute
+        from .report import sample_planes
+
+        summary["damage"] = compute(problem, critical, region_nodes)
+        summary["safety"] = summary["damage"].pop("safety")
+        planes = sample_planes(problem)
+        if comm.rank == 0:
+            np.savez_compressed(folder / "report_data.npz", **planes)
+    if problem.laser is not None:
+        summary["control"] = control.summary()
+        if comm.rank == 0:
+            write_power_csv(folder / "power.csv", problem.power_log)
     if problem.manufactured is not None:
         t_end = 0.0 if case.time.mode == "steady" else n_steps * case.time.dt_s
         summary["manufactured"] = {
@@ -233,3 +261,85 @@ def _time_loop(case, problem: BioheatProblem, probes, probe_names, folder: Path,
             "l2_error_K_m1.5": problem.l2_error(t_end),
         }
     return summary
+
+
+def write_power_csv(path: Path, log) -> None:
+    """Requested and delivered laser power (mean over each step, W) against the step's end time."""
+    import csv
+
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["time_s", "requested_power_W", "delivered_power_W"])
+        for t0, t1, req, got in log:
+            w.writerow([f"{t1:.9g}", f"{req:.9g}", f"{got:.9g}"])
+
+
+class ControlLoop:
+    """Safety points as in the clinical system: the laser switches off (stop) or pauses when a
+    monitor exceeds its high limit, checked after every step, so the laser is off from the
+    next step on (within one step of the crossing). Optionally ends the dose once every target
+    (low limit) is reached."""
+
+    def __init__(self, problem):
+        self.p = problem
+        case = problem.case
+        self.monitors = case.monitor
+        self.events: list[dict] = []
+        self.stopped = False
+        self.paused_by: set[str] = set()
+        self.reached: dict[str, float] = {}
+        self.located = None
+        if self.monitors:
+            try:
+                self.located = locate(problem.mesh, [m.position_m for m in self.monitors])
+            except PointOutsideMesh as err:
+                i = err.indices[0]
+                raise CaseError(
+                    f"monitor[{i}].position_m = {list(self.monitors[i].position_m)} "
+                    f"('{self.monitors[i].name}') lies outside the mesh"
+                ) from None
+
+    def after_step(self, t: float) -> None:
+        if self.located is None or self.p.laser is None:
+            return
+        values = evaluate(self.p.T, self.located)
+        for m, v in zip(self.monitors, values):
+            if m.high_limit_C is not None and v > m.high_limit_C and not self.stopped:
+                if m.action == "stop":
+                    self.stopped = True
+                    self._event(t, m.name, v, m.high_limit_C, "laser stopped for the rest of the dose")
+                elif m.name not in self.paused_by:
+                    self.paused_by.add(m.name)
+                    self._event(t, m.name, v, m.high_limit_C, "laser paused")
+            if m.name in self.paused_by:
+                resume = m.resume_below_C if m.resume_below_C is not None else m.high_limit_C - 2.0
+                if v < resume:
+                    self.paused_by.discard(m.name)
+                    self._event(t, m.name, v, resume, "laser resumed")
+            if m.low_limit_C is not None and v >= m.low_limit_C and m.name not in self.reached:
+                self.reached[m.name] = t
+                self._event(t, m.name, v, m.low_limit_C, "target reached")
+        targets = [m.name for m in self.monitors if m.low_limit_C is not None]
+        if (
+            self.p.case.control.stop_when_targets_reached
+            and targets
+            and all(n in self.reached for n in targets)
+            and not self.stopped
+        ):
+            self.stopped = True
+            self._event(t, "all targets", float("nan"), float("nan"), "dose ended: every target reached")
+        self.p.laser_gate = 0.0 if (self.stopped or self.paused_by) else 1.0
+
+    def _event(self, t, name, value, limit, what) -> None:
+        self.events.append(
+            {"time_s": t, "monitor": name, "temperature_C": float(value), "limit_C": float(limit), "event": what}
+        )
+
+    def summary(self) -> dict:
+        log = self.p.power_log
+        return {
+            "events": self.events,
+            "requested_energy_J": float(sum(r * (t1 - t0) for t0, t1, r, _ in log)),
+            "delivered_energy_J": float(sum(d * (t1 - t0) for t0, t1, _, d in log)),
+            "targets_reached_s": self.reached,
+        }
