@@ -10,6 +10,9 @@
     # with an applicator cavity: surfaces applicator1_tip, applicator1_shaft, applicator1
     cav = CatheterCavity("applicator1", entry_m=..., end_m=..., radius_m=8.25e-4, tip_length_m=0.01)
     bundle = build_mesh(case.geometry, MPI.COMM_WORLD, cavities=[cav])
+
+    # one thoracic vertebra (geometry.kind == "spine"): meshes/spine.py, spine_dimensions.py
+    entry, end = transpedicular_track(case.geometry, side="left")
 """
 
 from .bundle import MeshBundle, region_volumes, surface_areas
@@ -17,6 +20,8 @@ from .cavities import CAVITY_TAG_BASE, CatheterCavity, cavity_surface_tags, vali
 from .cache import CACHE_ENV, MESH_BUILDER_VERSION, cache_file, cache_key, default_cache_dir
 from .loading import build_mesh, load_file, resolve_path
 from .primitives import MIN_CELLS_PER_RADIUS, SURFACE_ALIASES, SURFACE_TAGS, primitive_tags
+from .spine import build_spine_mesh, spine_mesh_statistics
+from .spine_dimensions import check_track, transpedicular_track, validate_spine
 
 __all__ = [
     "CAVITY_TAG_BASE",
@@ -28,6 +33,8 @@ __all__ = [
     "SURFACE_TAGS",
     "MeshBundle",
     "build_mesh",
+    "build_spine_mesh",
+    "check_track",
     "cache_file",
     "cache_key",
     "cavity_surface_tags",
@@ -36,6 +43,9 @@ __all__ = [
     "primitive_tags",
     "region_volumes",
     "resolve_path",
+    "spine_mesh_statistics",
     "surface_areas",
+    "transpedicular_track",
     "validate_cavities",
+    "validate_spine",
 ]

@@ -41,7 +41,10 @@ def build_mesh(
     neither reads nor writes the cache. A :class:`FileGeometry` is read from
     ``case_dir / geometry.path`` (gmsh .msh, or any format meshio reads).
 
-    ``cavities`` (primitives only): applicator catheters cut out of every region, each adding
+    A :class:`SpineGeometry` (``kind = "spine"``) is built by :mod:`meshes.spine` (cached the
+    same way).
+
+    ``cavities`` (primitives and spine): applicator catheters cut out of every region, each adding
     the surfaces ``<name>_tip`` (facet tag 100 + 2 i), ``<name>_shaft`` (101 + 2 i) and the
     alias ``<name>``; see :mod:`meshes.cavities`. Invalid cavities raise ValueError on every
     rank (the check is pure Python, done before any gmsh call).
@@ -49,6 +52,10 @@ def build_mesh(
     cavities = validate_cavities(geometry, cavities)
     if isinstance(geometry, FileGeometry):
         return load_file(geometry, comm, case_dir=Path(case_dir))
+    if getattr(geometry, "kind", None) == "spine":
+        from .spine import build_spine_mesh  # one vertebra: meshes/spine.py
+
+        return build_spine_mesh(geometry, comm, cache_dir=cache_dir, use_cache=use_cache, cavities=cavities)
     return _build_primitive(geometry, comm, cache_dir, use_cache, cavities)
 
 
