@@ -104,6 +104,56 @@ def cmd_run(args) -> int:
     return 0
 
 
+def cmd_mesh(args) -> int:
+    """Build the case's mesh, print its statistics; --preview writes PNG slices and the tagged
+    mesh (XDMF) for ParaView into --out."""
+    import json as _json
+
+    from .config import load_case
+
+    case = load_case(args.case)
+    from mpi4py import MPI
+
+    from .preview import draw_slices, mesh_statistics, slice_regions, write_tagged_mesh
+    from .simulation import build_case_mesh
+    import time
+
+    t0 = time.perf_counter()
+    bundle = build_case_mesh(case, MPI.COMM_WORLD)
+    build_s = time.perf_counter() - t0
+    stats = mesh_statistics(bundle)
+    stats["build_or_load_time_s"] = build_s
+    stats["source"] = str(bundle.source)
+    stats.update(_anatomy_distances(case))
+    _say(_json.dumps(stats, indent=2))
+    if args.preview:
+        out = Path(args.out)
+        if _rank() == 0:
+            out.mkdir(parents=True, exist_ok=True)
+        MPI.COMM_WORLD.barrier()
+        write_tagged_mesh(bundle, out / "mesh_regions.xdmf")
+        slices = slice_regions(case, bundle)
+        if _rank() == 0:
+            paths = draw_slices(case, bundle, slices, out)
+            (out / "mesh_statistics.json").write_text(_json.dumps(stats, indent=2) + "\n")
+            _say("preview: " + ", ".join(str(p) for p in paths) + f", {out / 'mesh_regions.xdmf'}")
+    return 0
+
+
+def _anatomy_distances(case) -> dict:
+    """Smallest distances from tumours and applicator tips to cord and dura (spine cases)."""
+    if case.geometry.kind != "spine":
+        return {}
+    try:
+        from meshes import spine_dimensions as sd
+    except ImportError:  # pragma: no cover
+        return {}
+    out = {}
+    if hasattr(sd, "anatomy_distances"):
+        out.update(sd.anatomy_distances(case.geometry, [ap.tip_segment(c) for ap in case.applicator for _, c in ap.positions()]))
+    return out
+
+
 def cmd_report(args) -> int:
     from .config import OutputError
     from .report import make_report
@@ -127,6 +177,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.add_argument("--no-report", action="store_true", help="skip the PNG/markdown report")
     r.set_defaults(func=cmd_run)
+    m = sub.add_parser("mesh", help="build the case's mesh and print its statistics")
+    m.add_argument("case")
+    m.add_argument("--preview", action="store_true", help="write PNG slices and the tagged mesh")
+    m.add_argument("--out", default="results/mesh", help="folder for --preview outputs")
+    m.set_defaults(func=cmd_mesh)
     rp = sub.add_parser("report", help="(re)draw the PNG figures and report.md of a result folder")
     rp.add_argument("dir", help="result folder of bioheat run")
     rp.set_defaults(func=cmd_report)
