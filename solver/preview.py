@@ -140,6 +140,7 @@ def draw_slices(case, bundle, slices: dict, folder: Path) -> list[Path]:
             for _, centre in ap.positions():
                 p0, p1 = ap.tip_segment(centre)
                 ax.plot([p0[a_ax] * 1e3, p1[a_ax] * 1e3], [p0[b_ax] * 1e3, p1[b_ax] * 1e3], color="lime", lw=3)
+                ax.plot(centre[a_ax] * 1e3, centre[b_ax] * 1e3, "o", color="lime", ms=5)
             if ap.entry_m is not None:
                 e = ap.entry_m
                 p1 = ap.tip_segment(ap.positions()[0][1])[1]
