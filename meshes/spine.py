@@ -468,7 +468,7 @@ def cell_quality(bundle: MeshBundle) -> tuple[np.ndarray, np.ndarray]:
     mesh = bundle.mesh
     tdim = mesh.topology.dim
     n = mesh.topology.index_map(tdim).size_local
-    dofs = mesh.geometry.dofmap[:n, :4]
+    dofs = compat.coordinate_map(mesh)[1][:n, :4]
     x = mesh.geometry.x[dofs]  # (n, 4, 3)
     e1, e2, e3 = x[:, 1] - x[:, 0], x[:, 2] - x[:, 0], x[:, 3] - x[:, 0]
     det = np.einsum("ij,ij->i", e1, np.cross(e2, e3))
