@@ -39,7 +39,8 @@ class OutputError(ValueError):
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+    # inf/NaN are refused everywhere: a non-finite property would make the solve run forever
+    model_config = ConfigDict(extra="forbid", validate_default=True, allow_inf_nan=False)
 
 
 def _norm(v: Vec3) -> float:
@@ -973,10 +974,16 @@ class Case(_Model):
             for j, (_, centre) in enumerate(ap.positions()):
                 for end_name, p in zip(("proximal", "distal"), ap.tip_segment(centre)):
                     if not geom.contains(p, tol=1e-12):
-                        where = f"position[{j}].tip_center_m" if ap.position else "tip"
+                        if ap.position:
+                            where = f"position[{j}].tip_center_m = {list(centre)}"
+                        elif ap.tip_center_m is not None:
+                            where = f"tip_center_m = {list(ap.tip_center_m)}"
+                        else:
+                            where = f"tip_end_m = {list(ap.tip_end_m)}"
                         raise ValueError(
-                            f"applicator[{i}].{where}: the {end_name} end of the diffusing tip "
-                            f"{[round(c, 6) for c in p]} m lies outside the {geom.kind} geometry"
+                            f"applicator[{i}].{where}: the {end_name} end of the "
+                            f"{ap.tip_length_m * 1e3:g} mm diffusing tip, {[round(c, 6) for c in p]} m, "
+                            f"lies outside the {geom.kind} geometry"
                             + (f"; allowed: {geom.describe()}" if hasattr(geom, "describe") else "")
                         )
             if ap.representation == "cavity" and isinstance(geom, FileGeometry):

@@ -327,7 +327,9 @@ class LightProblem:
         self.ksp.solve(b, phi.x.petsc_vec)
         reason = self.ksp.getConvergedReason()
         if reason < 0:
-            raise RuntimeError(
+            from .bioheat import SolverError
+
+            raise SolverError(
                 f"light solve did not converge (PETSc reason {reason}, {self.ksp.getIterationNumber()} "
                 f"iterations, residual {self.ksp.getResidualNorm():.3e}); try pc_type = 'lu'"
             )
@@ -426,7 +428,9 @@ class LightProblem:
             ksp.setTolerances(rtol=1e-12, atol=1e-30, max_it=1000)
             ksp.solve(b, Q.x.petsc_vec)
             if ksp.getConvergedReason() < 0:
-                raise RuntimeError("mass-matrix projection of the laser heat source did not converge")
+                from .bioheat import SolverError
+
+                raise SolverError("mass-matrix projection of the laser heat source did not converge")
             ksp.destroy()
             M.destroy()
         else:
