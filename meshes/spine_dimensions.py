@@ -41,7 +41,8 @@ Simplified shapes
   cord) through the whole block height.
 * Posterior elements: two pedicles (boxes pedicle_width x pedicle_height along the pedicle
   axis, at the transverse angle, from 3 mm inside the body to the middle of the lamina), a
-  lamina box spanning both pedicles from the canal's widest point to 5 mm behind the canal,
+  lamina box between the pedicle axes (half-way along), from the canal's widest point to 5 mm
+  behind the canal,
   and a spinous process box; minus the canal and the body.
 * Block (muscle): the bounding box of body and posterior elements plus soft_tissue_margin_m
   in x and y; in z the body plus one disc height above and below.
@@ -91,6 +92,7 @@ SPINOUS_WIDTH_M = 5.0 * MM
 SPINOUS_LENGTH_M = 15.0 * MM
 PEDICLE_INTO_BODY_M = 3.0 * MM  # pedicle box reaches this far anterior of the canal's front
 PEDICLE_CANAL_OVERLAP_M = 0.5 * MM  # pedicle box overlaps the canal (cut away) so they touch
+# (at the canal's widest point and at the posterior wall)
 BODY_FLAT_FRACTION = 0.7  # posterior wall at 0.7 b behind the body ellipse's centre
 CANAL_CENTRE_FRACTION = 0.3  # canal ellipse centre 0.3 canal_depth behind the posterior wall
 LAMINA_HEIGHT_FRACTION = 0.8  # of the body height
@@ -100,6 +102,7 @@ SPINOUS_HEIGHT_FRACTION = 0.6
 DEFAULT_TIP_LENGTH_M = 10.0 * MM
 DEFAULT_TIP_TO_DURA_M = 6.0 * MM
 ENTRY_BEHIND_LAMINA_M = 5.0 * MM
+TIP_WALL_CLEARANCE_M = 1.0 * MM  # the tip starts at least this far (along the track) inside the body
 
 
 @dataclass(frozen=True)
@@ -274,13 +277,23 @@ def layout(geometry) -> SpineLayout:
     y_lam_mid = y_wall + cd + 0.5 * LAMINA_THICKNESS_M
     peds = []
     for side in (1.0, -1.0):
-        p0 = (side * (0.5 * cw + 0.5 * pw - PEDICLE_CANAL_OVERLAP_M), canal.cy)
+        # the medial face overlaps the canal by PEDICLE_CANAL_OVERLAP_M both at the canal's
+        # widest point and at the posterior wall (the canal is convex: in between too)
+        hw_cos = 0.5 * pw / math.cos(th)
+        x0 = min(
+            0.5 * cw - PEDICLE_CANAL_OVERLAP_M + hw_cos,
+            canal.half_width(y_wall) - PEDICLE_CANAL_OVERLAP_M + (canal.cy - y_wall) * math.tan(th) + hw_cos,
+        )
+        p0 = (side * x0, canal.cy)
         v = (side * math.sin(th), math.cos(th))
         s0 = -(canal.cy - y_wall + PEDICLE_INTO_BODY_M) / math.cos(th)
         s1 = (y_lam_mid - canal.cy) / math.cos(th)
         peds.append(Box2(p0, v, 0.5 * pw, s0, s1, 0.5 * ph))
     x_ped = float(max(np.max(np.abs(p.corners_xy()[:, 0])) for p in peds))
-    x_lam = float(peds[0].p0[0] + peds[0].s1 * math.sin(th) + 0.5 * pw / math.cos(th))
+    # lamina sides through the pedicle axis half-way between the canal's widest point and the
+    # pedicle's posterior end: inside the pedicle over the lamina's whole depth (about 1 mm or
+    # more from its faces at every level), so no near-coincident faces (sliver wedges)
+    x_lam = float(peds[0].p0[0] + 0.5 * peds[0].s1 * math.sin(th))
     z_lam = 0.5 * LAMINA_HEIGHT_FRACTION * h
     lamina = ((-x_lam, x_lam), (canal.cy, y_lam_back), (-z_lam, z_lam))
     z_sp = 0.5 * SPINOUS_HEIGHT_FRACTION * h
@@ -518,7 +531,9 @@ def transpedicular_track(
     posterior wall plane (y = depth/2) to the tip end. Default: the tip end is placed so that
     the emitting tip (the last ``tip_length_m`` before the end) comes no closer than
     ``DEFAULT_TIP_TO_DURA_M`` = 6 mm to the dural sac; for T8 this puts a 10 mm tip in the
-    posterior half of the body (y from about 2 to 12 mm).
+    posterior half of the body (y from about 2 to 12 mm). The tip starts at least
+    ``TIP_WALL_CLEARANCE_M`` inside the posterior wall plane (along the track); where the 6 mm
+    rule would allow the tip to start further back (T11, T12) it starts 2 mm inside.
     """
     if side not in ("left", "right"):
         raise ValueError(f"side = '{side}' must be 'left' or 'right'")
@@ -538,9 +553,11 @@ def transpedicular_track(
             b = _track_point(ped, s_end + tip_length_m)[:2]
             return segment_distance_2d(poly, a, b) - DEFAULT_TIP_TO_DURA_M
 
-        lo, hi = s_wall - lay.depth, s_wall - tip_length_m  # deep (large gap) .. shallow
-        if tip_gap(hi) >= 0.0:
-            s_end = hi
+        # deep (large gap) .. shallow (tip start 1 mm in front of the posterior wall: a tip
+        # edge on the wall plane would make a degenerate geometry)
+        lo, hi = s_wall - lay.depth, s_wall - tip_length_m - TIP_WALL_CLEARANCE_M
+        if tip_gap(hi) >= 0.0:  # 6 mm is not the limit (large levels): 2 mm inside the wall
+            s_end = s_wall - tip_length_m - 2.0 * TIP_WALL_CLEARANCE_M
         else:
             for _ in range(40):
                 mid = 0.5 * (lo + hi)
