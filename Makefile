@@ -9,8 +9,8 @@ PY       = $(VENV)/bin/python
 # i.e. after `env` has created the venv.
 MPIEXEC  = $(if $(wildcard $(VENV)/bin/mpiexec),$(VENV)/bin/mpiexec,mpiexec)
 NP      ?= 2
-CASE    ?= cases/demo_tumour_heating.toml
-OUT     ?= results/demo
+CASE    ?= cases/spine/T8_lytic_intact.toml
+OUT     ?= results/T8_intact
 # extra pytest arguments, e.g. make test-serial PYTEST_ARGS="-k mesh -x"
 PYTEST_ARGS ?=
 

@@ -148,9 +148,19 @@ def _anatomy_distances(case) -> dict:
         from meshes import spine_dimensions as sd
     except ImportError:  # pragma: no cover
         return {}
+    geom = case.geometry
     out = {}
-    if hasattr(sd, "anatomy_distances"):
-        out.update(sd.anatomy_distances(case.geometry, [ap.tip_segment(c) for ap in case.applicator for _, c in ap.positions()]))
+    for i, tum in enumerate(geom.tumour):
+        for region in ("dura", "spinal_cord"):
+            out[f"tumour_{tum.name}_to_{region}_m"] = sd.tumour_distance(geom, i, region)
+    for ap in case.applicator:
+        for j, (_, centre) in enumerate(ap.positions()):
+            end = ap.tip_segment(centre)[1]
+            entry = ap.entry_m if ap.entry_m is not None else tuple(end[k] - 0.1 * ap.axis[k] for k in range(3))
+            d = sd.check_track(geom, entry, end, ap.catheter_radius_m, ap.tip_length_m)
+            out[f"tip_{ap.name}@{j}_to_dura_m"] = d.dura_m
+            out[f"tip_{ap.name}@{j}_to_spinal_cord_m"] = d.spinal_cord_m
+            out[f"catheter_{ap.name}@{j}_canal_clearance_m"] = d.canal_m
     return out
 
 

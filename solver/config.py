@@ -314,8 +314,8 @@ class SpineGeometry(_Model):
     """One thoracic vertebra (T2 to T12) with canal contents, discs and soft tissue.
 
     Frame (m): origin at the centre of the vertebral body; x to the patient's left, y
-    posterior (towards the spinal canal), z cranial. Dimensions per level from Panjabi et al.,
-    Spine 1991 (meshes/spine.py). Regions: cortical_bone, cancellous_bone,
+    posterior (towards the spinal canal), z cranial. Dimensions per level: round numbers after
+    Panjabi et al., Spine 1991 (table in meshes/spine_dimensions.py). Regions: cortical_bone, cancellous_bone,
     posterior_elements, disc_upper, disc_lower, epidural_fat, dura, csf, spinal_cord, muscle,
     and the tumours. Surfaces: outer (the soft-tissue block), plus catheter surfaces.
     """
@@ -345,6 +345,9 @@ class SpineGeometry(_Model):
         for key in ("tip_size_m", "cortex_size_m", "cord_size_m"):
             if getattr(self, key) > self.mesh_size_m:
                 raise ValueError(f"{key} = {getattr(self, key)} must be <= mesh_size_m = {self.mesh_size_m}")
+        from meshes.spine_dimensions import validate_spine  # pure python: anatomy checks
+
+        validate_spine(self)
         return self
 
     def region_names(self) -> list[str]:
@@ -986,6 +989,17 @@ class Case(_Model):
                             f"lies outside the {geom.kind} geometry"
                             + (f"; allowed: {geom.describe()}" if hasattr(geom, "describe") else "")
                         )
+            if isinstance(geom, SpineGeometry):
+                from meshes.spine_dimensions import check_track
+
+                a = ap.axis
+                for j, (_, centre) in enumerate(ap.positions()):
+                    end = ap.tip_segment(centre)[1]
+                    entry = ap.entry_m if ap.entry_m is not None else tuple(end[k] - 0.1 * a[k] for k in range(3))
+                    try:
+                        check_track(geom, entry, end, ap.catheter_radius_m, ap.tip_length_m)
+                    except ValueError as err:
+                        raise ValueError(f"applicator[{i}] ('{ap.name}'), position {j}: {err}") from None
             if ap.representation == "cavity" and isinstance(geom, FileGeometry):
                 raise ValueError(
                     f"applicator[{i}].representation = 'cavity' needs a primitive geometry "
