@@ -1,0 +1,66 @@
+"""The shipped T8 spine cases end to end (mesh, light, heat, damage, safety, report).
+
+Intact posterior cortex: the cord and dura stay within the limits (45 C, 6 CEM43).
+Breached posterior wall, same applicator and dose: the tumour conducts and transmits light
+into the epidural space and the dura exceeds 45 C, so the verdict fails.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from ..conftest import CASES
+
+pytestmark = pytest.mark.timeout(600)
+
+
+def _run(bioheat_cmd, cli_env, case: Path, out: Path) -> dict:
+    r = subprocess.run(
+        [*bioheat_cmd, "run", str(case), "--out", str(out), "--quiet"],
+        capture_output=True, text=True, env=cli_env, timeout=600,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "spinal_cord: max" in r.stdout  # what `make run` shows a person
+    return json.loads((out / "summary.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def spine_runs(tmp_path_factory, bioheat_cmd, cli_env):
+    from mpi4py import MPI
+
+    if MPI.COMM_WORLD.size > 1:
+        pytest.skip("runs the CLI serially")
+    base = tmp_path_factory.mktemp("spine")
+    return {
+        name: _run(bioheat_cmd, cli_env, CASES / "spine" / f"T8_lytic_{name}.toml", base / name)
+        | {"dir": str(base / name)}
+        for name in ("intact", "breached")
+    }
+
+
+def test_intact_case_is_safe_and_ablates_the_tumour(spine_runs):
+    s = spine_runs["intact"]
+    assert s["safety"]["pass"], s["safety"]["verdict"]
+    crit = s["damage"]["critical"]
+    assert crit["spinal_cord"]["max_temperature_C"] < 45.0
+    assert crit["dura"]["max_cem43_min"] < 6.0
+    assert crit["spinal_cord"]["margin_m"] > 0.0  # the ablation zone does not reach the cord
+    assert s["damage"]["tumour_coverage"]["tumour"] > 0.5
+    assert abs(s["light"]["max_relative_imbalance"]) < 1e-8
+    assert "csf" in s["light"]["diffusion_invalid_regions"]
+    for png in ("maps.png", "probes.png", "dose_histogram.png", "report.md"):
+        assert (Path(s["dir"]) / png).stat().st_size > 0
+
+
+def test_breached_wall_fails_the_verdict_with_the_same_dose(spine_runs):
+    intact, breached = spine_runs["intact"], spine_runs["breached"]
+    assert not breached["safety"]["pass"], breached["safety"]["verdict"]
+    assert "dura" in breached["safety"]["verdict"]
+    dura_i = intact["damage"]["critical"]["dura"]["max_temperature_C"]
+    dura_b = breached["damage"]["critical"]["dura"]["max_temperature_C"]
+    assert dura_b > dura_i + 1.0, (dura_i, dura_b)
+    assert breached["control"]["delivered_energy_J"] == pytest.approx(intact["control"]["delivered_energy_J"])
