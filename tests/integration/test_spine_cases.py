@@ -64,3 +64,24 @@ def test_breached_wall_fails_the_verdict_with_the_same_dose(spine_runs):
     dura_b = breached["damage"]["critical"]["dura"]["max_temperature_C"]
     assert dura_b > dura_i + 1.0, (dura_i, dura_b)
     assert breached["control"]["delivered_energy_J"] == pytest.approx(intact["control"]["delivered_energy_J"])
+
+
+def test_intact_case_on_two_ranks_matches_serial(spine_runs, bioheat_cmd, cli_env, mpiexec_exe, tmp_path):
+    """The whole pipeline (spine mesh distributed, light, coagulation, dose, metrics) on
+    2 ranks gives the serial numbers (Krylov tolerance 1e-10 bounds the difference)."""
+    out = tmp_path / "mpi"
+    r = subprocess.run(
+        [mpiexec_exe, "-n", "2", *bioheat_cmd, "run", str(CASES / "spine" / "T8_lytic_intact.toml"),
+         "--out", str(out), "--quiet", "--no-report"],
+        capture_output=True, text=True, env=cli_env, timeout=600,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    par = json.loads((out / "summary.json").read_text())
+    ser = spine_runs["intact"]
+    assert par["ranks"] == 2 and par["mesh"]["cells"] == ser["mesh"]["cells"]
+    for region in ("spinal_cord", "dura"):
+        assert par["damage"]["critical"][region]["max_temperature_C"] == pytest.approx(
+            ser["damage"]["critical"][region]["max_temperature_C"], rel=1e-6
+        )
+    assert par["damage"]["ablation_volume_m3"] == pytest.approx(ser["damage"]["ablation_volume_m3"], rel=1e-4)
+    assert par["safety"]["pass"] == ser["safety"]["pass"]

@@ -63,6 +63,9 @@ BOX_TUMOUR = BoxGeometry(
 BOX_CAV = CatheterCavity("lt", (0.015, 0.015, -0.005), (0.015, 0.015, 0.017), R_CATH, 0.006)
 
 
+pytestmark = pytest.mark.mpi  # every mesh test also runs under mpiexec -n 2
+
+
 @pytest.fixture(autouse=True)
 def _private_cache(shared_tmp, monkeypatch):
     monkeypatch.setenv("SPINE_LITT_MESH_CACHE", str(shared_tmp / "mesh-cache"))

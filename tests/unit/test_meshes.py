@@ -68,6 +68,9 @@ SAFETY = 2.0
 # --------------------------------------------------------------------------- helpers
 
 
+pytestmark = pytest.mark.mpi  # every mesh test also runs under mpiexec -n 2
+
+
 @pytest.fixture(autouse=True)
 def _private_cache(tmp_path, monkeypatch):
     """Never touch the user's cache: the default cache dir is a per-test directory."""

@@ -26,6 +26,9 @@ RADIUS, TIP = 8.25e-4, 0.01
 EDGE = 1.4
 
 
+pytestmark = pytest.mark.mpi  # every mesh test also runs under mpiexec -n 2
+
+
 def faceting_deficit(h: float, r: float, curved_dims: int) -> float:
     """Upper bound on the relative volume a mesh with vertices on a convex curved surface
     misses. Cylinder (curved in one direction): an inscribed polygon with edge h on radius r
