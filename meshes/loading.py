@@ -8,6 +8,7 @@ import os
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Callable
 
 from solver import compat  # noqa: F401  - dolfinx_solver (PyPI wheel) before the DOLFINx bindings
 
@@ -66,8 +67,34 @@ def _build_primitive(
     geometry, comm: MPI.Comm, cache_dir: Path | None, use_cache: bool, cavities: tuple[CatheterCavity, ...] = ()
 ) -> MeshBundle:
     regions, surfaces = primitive_tags(geometry, cavities)
-    expected = expected_physical_groups(geometry, cavities)
-    kind = geometry.kind
+    return cached_gmsh_bundle(
+        comm,
+        label=f"gmsh {geometry.kind}",
+        cache_path=lambda folder: _cache.cache_file(folder, geometry, cavities),
+        expected_groups=expected_physical_groups(geometry, cavities),
+        build=lambda: build_model(geometry, cavities),
+        regions=regions,
+        surfaces=surfaces,
+        cache_dir=cache_dir,
+        use_cache=use_cache,
+    )
+
+
+def cached_gmsh_bundle(
+    comm: MPI.Comm,
+    *,
+    label: str,
+    cache_path: Callable[[Path], Path],
+    expected_groups: set,
+    build: Callable[[], None],
+    regions: dict[str, int],
+    surfaces: dict[str, list[int]],
+    cache_dir: Path | None,
+    use_cache: bool,
+) -> MeshBundle:
+    """Mesh a gmsh model on rank 0 - read from the cache when a valid entry exists (its
+    physical groups must be ``expected_groups``), else ``build()`` it and cache it atomically
+    - and distribute it. Collective on ``comm``."""
     session = GmshSession() if comm.rank == 0 else None
 
     def prepare() -> tuple[bool, str | None]:
@@ -75,19 +102,17 @@ def _build_primitive(
         session.__enter__()
         path = None
         if use_cache:
-            path = _cache.cache_file(
-                Path(cache_dir) if cache_dir is not None else _cache.default_cache_dir(), geometry, cavities
-            )
+            path = cache_path(Path(cache_dir) if cache_dir is not None else _cache.default_cache_dir())
             if path.is_file():
                 try:
                     gmsh.merge(str(path))
-                    if set(physical_groups()) == expected:
+                    if set(physical_groups()) == expected_groups:
                         return True, str(path)
                 except Exception:  # noqa: BLE001 - unreadable cache entry: rebuild it
                     pass
                 gmsh.model.remove()  # start again from an empty model of the same name
                 gmsh.model.add(session.name)
-        build_model(geometry, cavities)
+        build()
         if path is not None:
             try:
                 _cache.write_model_atomically(path)
@@ -104,11 +129,11 @@ def _build_primitive(
             session.__exit__(None, None, None)  # no-op unless prepare() opened it
 
     if from_cache:
-        source = f"gmsh {kind}, cached at {path}"
+        source = f"{label}, cached at {path}"
     elif path is not None:
-        source = f"gmsh {kind}, built and cached at {path}"
+        source = f"{label}, built and cached at {path}"
     else:
-        source = f"gmsh {kind}, built (not cached)"
+        source = f"{label}, built (not cached)"
     return MeshBundle(
         mesh=mesh,
         cell_tags=cell_tags,

@@ -26,7 +26,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import math
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -46,7 +45,6 @@ from .cavities import (
     CatheterCavity,
     cavity_surfaces,
 )
-from .gmshio import GmshSession, mesh_from_model, on_root, physical_groups
 from .primitives import (
     MIN_CELLS_PER_RADIUS,
     REFINEMENT_PLATEAU_CELLS,
@@ -146,7 +144,7 @@ def _assemble(geometry, lay: sd.SpineLayout, cavities: tuple[CatheterCavity, ...
     occ = gmsh.model.occ
     zb, zk = lay.z_body, lay.z_block
     t = lay.cortical_thickness
-    inputs: list[tuple[str, list[tuple[int, int]]]] = []
+
 
     block = _box(lay.block_lo, lay.block_hi)
     body = _prism(lay.body, -zb, zb)
@@ -413,49 +411,18 @@ def build_spine_mesh(
     sd.validate_spine(geometry)
     check_cavities(geometry, cavities)
     regions, surfaces = spine_tags(geometry, cavities)
-    expected = expected_physical_groups(geometry, cavities)
-    session = GmshSession() if comm.rank == 0 else None
+    from .loading import cached_gmsh_bundle
 
-    def prepare() -> tuple[bool, str | None]:
-        session.__enter__()
-        path = None
-        if use_cache:
-            path = spine_cache_file(Path(cache_dir) if cache_dir is not None else _cache.default_cache_dir(),
-                                    geometry, cavities)
-            if path.is_file():
-                try:
-                    gmsh.merge(str(path))
-                    if set(physical_groups()) == expected:
-                        return True, str(path)
-                except Exception:  # noqa: BLE001 - unreadable cache entry: rebuild it
-                    pass
-                gmsh.model.remove()
-                gmsh.model.add(session.name)
-        build_spine_model(geometry, cavities)
-        if path is not None:
-            try:
-                _cache.write_model_atomically(path)
-            except OSError as err:
-                warnings.warn(f"mesh cache not written ({path}): {err}", RuntimeWarning, stacklevel=3)
-                path = None
-        return False, (str(path) if path is not None else None)
-
-    try:
-        from_cache, path = on_root(comm, prepare)
-        mesh, cell_tags, facet_tags = mesh_from_model(comm)
-    finally:
-        if session is not None:
-            session.__exit__(None, None, None)
-    what = f"gmsh spine {geometry.level}"
-    if from_cache:
-        source = f"{what}, cached at {path}"
-    elif path is not None:
-        source = f"{what}, built and cached at {path}"
-    else:
-        source = f"{what}, built (not cached)"
-    return MeshBundle(
-        mesh=mesh, cell_tags=cell_tags, facet_tags=facet_tags, regions=regions, surfaces=surfaces,
-        source=source, cache_path=Path(path) if path is not None else None, from_cache=from_cache,
+    return cached_gmsh_bundle(
+        comm,
+        label=f"gmsh spine {geometry.level}",
+        cache_path=lambda folder: spine_cache_file(folder, geometry, cavities),
+        expected_groups=expected_physical_groups(geometry, cavities),
+        build=lambda: build_spine_model(geometry, cavities),
+        regions=regions,
+        surfaces=surfaces,
+        cache_dir=cache_dir,
+        use_cache=use_cache,
     )
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import numpy as np
 
 from solver import compat  # noqa: F401  (import order: dolfinx_solver before dolfinx)
-import dolfinx
 from dolfinx import mesh as dmesh
 from mpi4py import MPI
 

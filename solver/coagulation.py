@@ -16,7 +16,6 @@ linear-in-time temperature of the step) sets d = Omega / (ln 2 + Omega), which m
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 

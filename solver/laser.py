@@ -132,6 +132,10 @@ class Laser:
             )
         else:
             self.light.update_optical(self.optical)
+        self._solve_emitters()
+
+    def _solve_emitters(self) -> None:
+        """One diffusion solve per emitter (unit power): fluence, energy balance, heat load."""
         for em in self.emitters:
             source = self._source_vector(em)
             em.phi = self.light.solve(source)
@@ -146,20 +150,13 @@ class Laser:
         only its local absorption mu_a(x) follows the cells."""
         if self.case.light.model == "diffusion":
             self.light.set_cellwise(mu_a_cells, mus_cells)
-            for em in self.emitters:
-                source = self._source_vector(em)
-                em.phi = self.light.solve(source)
-                em.phi.name = "fluence_rate"
-                em.balance = self.light.energy_balance(em.phi, 1.0)
-                self._set_heat(em, self.light.heat_load(em.phi, self.V), self.light.mu_a)
-                source.destroy()
+            self._solve_emitters()
         else:
             self._kernel(mu_a_cells)
         self.solves += 1
 
     def _kernel(self, mu_a_cells: np.ndarray | None = None) -> None:
         from .light_kernel import KernelLight, default_emitter_count, emitter_points
-        from .probes import locate
 
         mu_a = fem.Function(fem.functionspace(self.mesh, ("DG", 0)), name="mu_a")
         if mu_a_cells is not None:
@@ -186,7 +183,6 @@ class Laser:
                 "note": "kernel model: infinite homogeneous medium; light not absorbed in the mesh leaves it",
             }
             self._set_heat(em, kernel.heat_load(self.V), mu_a)
-        del locate
 
     def _tissue_at(self, point) -> OpticalProperties:
         """Optical properties of the region that holds ``point`` (kernel model: homogeneous)."""

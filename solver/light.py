@@ -33,7 +33,6 @@ mu_a 0.048/mm), the engine still solves the same equation with D = 1/(3 (mu_a + 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 

@@ -9,7 +9,6 @@ Every case is the demo case (cases/laser_980nm_15W_muscle.toml) made small: sphe
 
 from __future__ import annotations
 
-import copy
 import csv
 import json
 import subprocess

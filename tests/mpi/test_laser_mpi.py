@@ -8,7 +8,6 @@ a well-conditioned SPD system), so partition round-off stays far below the asser
 
 from __future__ import annotations
 
-import copy
 import csv
 import tomllib
 from pathlib import Path

@@ -32,7 +32,6 @@ Flat faces are exact: box volumes and areas are checked to 1e-12 relative.
 from __future__ import annotations
 
 import math
-import os
 import time
 from pathlib import Path
 

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 from mpi4py import MPI
 
-from meshes import build_mesh
-from solver.bioheat import BioheatProblem
 from solver.config import CaseError, parse_case
 from solver.simulation import run_case
 
@@ -108,7 +105,6 @@ def _trip_case(monitor: bool):
 
 
 def test_safety_point_trips_within_one_step_and_protects_the_cord(shared_tmp):
-    from solver.probes import evaluate, locate
 
     free = run_case(_trip_case(False), shared_tmp / "free", progress=False)
     guarded_case = _trip_case(True)

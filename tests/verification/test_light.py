@@ -17,7 +17,6 @@ from solver.analytic import observed_orders
 from solver.config import SphereGeometry
 from solver.light import (
     OPTICAL_TABLE,
-    OpticalProperties,
     diffusion_valid,
     effective_reflection,
     from_bundle,
