@@ -47,6 +47,18 @@ class RegionNodes:
         local = float(values[idx].max()) if len(idx) else -math.inf
         return self.comm.allreduce(local, op=MPI.MAX)
 
+    def argmax(self, region: str, values: np.ndarray) -> tuple[float, list[float]]:
+        """(maximum over the region's nodes, the node's coordinates in m)."""
+        idx = self.nodes[region]
+        if len(idx):
+            k = idx[int(np.argmax(values[idx]))]
+            local = (float(values[k]), self.comm.rank)
+            where = self.coords[k].tolist()
+        else:
+            local, where = (-math.inf, self.comm.rank), None
+        value, rank = self.comm.allreduce(local, op=MPI.MAXLOC)
+        return value, self.comm.bcast(where, root=rank)
+
 
 class CriticalTracker:
     """Per critical region: the running maximum temperature and when it happened."""
@@ -55,14 +67,20 @@ class CriticalTracker:
         self.p = problem
         self.regions = regions
         self.rn = region_nodes
-        self.peak = {r: (-math.inf, 0.0) for r in regions}
+        self.peak = {r: (-math.inf, 0.0, None) for r in regions}
 
     def update(self, t: float) -> None:
         T = self.p.T.x.array
         for r in self.regions:
             v = self.rn.max(r, T)
             if v > self.peak[r][0]:
-                self.peak[r] = (v, t)
+                self.peak[r] = (v, t, None)
+
+    def locate_peaks(self) -> None:
+        """Where each region's hottest node was (from the max-over-time field)."""
+        for r in self.regions:
+            v, where = self.rn.argmax(r, self.p.dose.T_max.x.array)
+            self.peak[r] = (self.peak[r][0], self.peak[r][1], where)
 
 
 def _volume(problem, indicator, region_tag=None) -> float:
@@ -152,7 +170,11 @@ def compute(problem, critical: CriticalTracker | None, region_nodes: RegionNodes
     crit = {}
     for r in case.critical_regions():
         idx = region_nodes.nodes[r]
-        peak_T, peak_t = critical.peak[r] if critical is not None else (region_nodes.max(r, dose.T_max.x.array), None)
+        if critical is not None:
+            critical.locate_peaks()
+            peak_T, peak_t, peak_at = critical.peak[r]
+        else:
+            (peak_T, peak_at), peak_t = region_nodes.argmax(r, dose.T_max.x.array), None
         region_pts = coords[idx]
         overlap = ablated_nodes[idx]
         n_overlap = comm.allreduce(int(overlap.sum()), op=MPI.SUM)
@@ -167,6 +189,7 @@ def compute(problem, critical: CriticalTracker | None, region_nodes: RegionNodes
         entry = {
             "max_temperature_C": peak_T,
             "max_temperature_time_s": peak_t,
+            "max_temperature_location_m": peak_at,
             "max_cem43_min": region_nodes.max(r, dose.cem43.x.array),
             "max_omega": region_nodes.max(r, dose.omega.x.array),
             "time_above_43C_s": region_nodes.max(r, dose.time_above[43.0]),

@@ -56,14 +56,22 @@ def test_intact_case_is_safe_and_ablates_the_tumour(spine_runs):
         assert (Path(s["dir"]) / png).stat().st_size > 0
 
 
-def test_breached_wall_fails_the_verdict_with_the_same_dose(spine_runs):
+def test_breached_wall_fails_safety_with_the_same_dose(spine_runs):
+    """Same applicator and requested dose. Intact: the whole dose runs, nothing trips, the
+    verdict passes. Breached: the tumour carries heat and light to the dura, which runs more
+    than 1 K hotter, so a safety point trips or the verdict fails (in the shipped case the
+    dura's hottest node, on its face against the tumour, exceeds 45 C while the safety point
+    0.3 mm inside the dura stays below its limit: the verdict fails)."""
     intact, breached = spine_runs["intact"], spine_runs["breached"]
-    assert not breached["safety"]["pass"], breached["safety"]["verdict"]
-    assert "dura" in breached["safety"]["verdict"]
+    stops_i = [e for e in intact["control"]["events"] if e["event"].startswith("laser stopped")]
+    stops_b = [e for e in breached["control"]["events"] if e["event"].startswith("laser stopped")]
+    assert not stops_i and intact["safety"]["pass"]
+    assert intact["control"]["delivered_energy_J"] == pytest.approx(intact["control"]["requested_energy_J"])
+    assert breached["control"]["requested_energy_J"] == pytest.approx(intact["control"]["requested_energy_J"])
+    assert stops_b or not breached["safety"]["pass"], (breached["control"], breached["safety"])
     dura_i = intact["damage"]["critical"]["dura"]["max_temperature_C"]
     dura_b = breached["damage"]["critical"]["dura"]["max_temperature_C"]
     assert dura_b > dura_i + 1.0, (dura_i, dura_b)
-    assert breached["control"]["delivered_energy_J"] == pytest.approx(intact["control"]["delivered_energy_J"])
 
 
 def test_intact_case_on_two_ranks_matches_serial(spine_runs, bioheat_cmd, cli_env, mpiexec_exe, tmp_path):
