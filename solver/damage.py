@@ -74,35 +74,26 @@ def arrhenius_increment(T0_C, T1_C, dt_s: float, A_per_s: float, Ea_J_per_mol: f
 
     With a = E_a / R and x = a / T: the antiderivative in T of exp(-a/T) is
     F(T) = T exp(-x) (1 - x g(x)), g = exp(x) E1(x), so the increment is
-    A dt (F(T1) - F(T0)) / (T1 - T0). Where |T1 - T0| is below 0.05 K the difference
-    would cancel, and 4-point Gauss-Legendre (exact to ~1e-14 there) is used instead.
+    A dt (F(T1) - F(T0)) / (T1 - T0). Where |T1 - T0| < 0.02 K that difference would cancel;
+    there Simpson's rule is used, whose relative error (a |T1 - T0| / T^2)^4 / 2880 is below
+    2e-11 (the rate changes by less than 1.5 % over such a step). A and E_a may be per node.
     """
     T0 = np.asarray(T0_C, dtype=float) + KELVIN
     T1 = np.asarray(T1_C, dtype=float) + KELVIN
-    # A and E_a may be per node (arrays) or scalars
-    T0, T1, A_arr, a = np.broadcast_arrays(
-        T0, T1, np.asarray(A_per_s, dtype=float), np.asarray(Ea_J_per_mol, dtype=float) / GAS_CONSTANT_J_PER_MOLK
-    )
-    out = np.empty(T0.shape)
-    dT = T1 - T0
-    close = np.abs(dT) < 0.05
-    if np.any(close):
-        gx, gw = np.polynomial.legendre.leggauss(4)
-        t0, t1, ac = T0[close], T1[close], a[close]
-        acc = np.zeros_like(t0)
-        for xi, wi in zip(gx, gw):
-            T = 0.5 * (t0 + t1) + 0.5 * (t1 - t0) * xi
-            acc += 0.5 * wi * np.exp(-ac / T)
-        out[close] = A_arr[close] * dt_s * acc
-    far = ~close
+    a = np.asarray(Ea_J_per_mol, dtype=float) / GAS_CONSTANT_J_PER_MOLK
+    A_arr = np.asarray(A_per_s, dtype=float)
+    T0, T1, a, A_arr = np.broadcast_arrays(T0, T1, a, A_arr)
+    # Simpson everywhere first (cheap: three exponentials), then the exact form where it matters
+    out = np.array((dt_s / 6.0) * A_arr * (np.exp(-a / T0) + 4.0 * np.exp(-2.0 * a / (T0 + T1)) + np.exp(-a / T1)))
+    far = np.abs(T1 - T0) >= 0.02
     if np.any(far):
-        af = a[far]
+        af, t0, t1 = a[far], T0[far], T1[far]
 
         def F(T):
             x = af / T
             return T * np.exp(-x) * (1.0 - x * _scaled_e1(x))
 
-        out[far] = A_arr[far] * dt_s * (F(T1[far]) - F(T0[far])) / dT[far]
+        out[far] = A_arr[far] * dt_s * (F(t1) - F(t0)) / (t1 - t0)
     return out
 
 
@@ -110,40 +101,32 @@ def cem43_increment(T0_C, T1_C, dt_s: float) -> np.ndarray:
     """CEM43 minutes accumulated over a step with T linear from T0 to T1 (C).
 
     Sapareto-Dewey: dCEM = R^(43 - T) dt / 60, R = 0.5 at or above 43 C and 0.25 below.
-    Exact: the step is split where T crosses 43 C; on each piece with R fixed,
-    integral of R^(43 - T) dt = dt (R^(43-Ta) - R^(43-Tb)) / ((Tb - Ta) ln R)."""
+    With T linear in t and R fixed, R^(43 - T(t)) is an exponential in t, so the integral is
+    exactly dt R^(43 - T_mid) sinh(u) / u with u = (T1 - T0) ln(R) / 2 (stable for u -> 0).
+    A step crossing 43 C is split at the crossing, each piece with its own R."""
     T0 = np.asarray(T0_C, dtype=float)
     T1 = np.asarray(T1_C, dtype=float)
     T0, T1 = np.broadcast_arrays(T0, T1)
     minutes = dt_s / 60.0
 
-    def piece(Ta, Tb, frac, R):
-        # frac: fraction of the step spent on the piece from Ta to Tb
-        d = Tb - Ta
-        lnR = math.log(R)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            exact = (np.power(R, 43.0 - Ta) - np.power(R, 43.0 - Tb)) / (d * lnR)
-        mid = np.power(R, 43.0 - 0.5 * (Ta + Tb))
-        small = np.abs(d * lnR) < 1e-6
-        return minutes * frac * np.where(small, mid, exact)
+    def piece(Ta, Tb, frac, lnR):
+        u = 0.5 * (Tb - Ta) * lnR
+        with np.errstate(invalid="ignore", divide="ignore"):
+            sinhc = np.where(np.abs(u) < 1e-4, 1.0 + u * u / 6.0, np.sinh(u) / u)
+        return minutes * frac * np.exp((43.0 - 0.5 * (Ta + Tb)) * lnR) * sinhc
 
-    out = np.zeros(T0.shape)
+    ln_lo, ln_hi = math.log(0.25), math.log(0.5)
     lo = np.minimum(T0, T1)
     hi = np.maximum(T0, T1)
     above = lo >= 43.0
-    below = hi < 43.0
-    cross = ~(above | below)
-    out[above] = piece(T0[above], T1[above], 1.0, 0.5)
-    out[below] = piece(T0[below], T1[below], 1.0, 0.25)
+    out = np.array(piece(T0, T1, 1.0, np.where(above, ln_hi, ln_lo)))
+    cross = (lo < 43.0) & (hi > 43.0)
     if np.any(cross):
         a, b = T0[cross], T1[cross]
-        s = (43.0 - a) / (b - a)  # time fraction where T = 43
-        lower_first = a < b
-        # piece from a to 43, then 43 to b; R by which side of 43 each piece is on
-        p1 = np.where(lower_first, piece(a, np.full_like(a, 43.0), s, 0.25), piece(a, np.full_like(a, 43.0), s, 0.5))
-        p2 = np.where(
-            lower_first, piece(np.full_like(b, 43.0), b, 1.0 - s, 0.5), piece(np.full_like(b, 43.0), b, 1.0 - s, 0.25)
-        )
+        s = (43.0 - a) / (b - a)  # time fraction at which T = 43
+        rising = a < b
+        p1 = piece(a, np.full_like(a, 43.0), s, np.where(rising, ln_lo, ln_hi))
+        p2 = piece(np.full_like(b, 43.0), b, 1.0 - s, np.where(rising, ln_hi, ln_lo))
         out[cross] = p1 + p2
     return out
 
