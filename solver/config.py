@@ -779,6 +779,8 @@ class Monitor(_Model):
 
 
 class Control(_Model):
+    """Dose control beyond the safety points."""
+
     stop_when_targets_reached: bool = Field(
         False, description="end the dose once every monitor with a low_limit_C has reached it"
     )
@@ -788,10 +790,14 @@ class Control(_Model):
 
 
 class InitialCondition(_Model):
+    """Temperature at t = 0 (uniform)."""
+
     temperature_C: float = Field(37.0, ge=-273.15, le=200.0, description="initial temperature (C)")
 
 
 class TimeStepping(_Model):
+    """Steady state, or transient with backward Euler (order 1) or Crank-Nicolson (order 2)."""
+
     mode: Literal["steady", "transient"] = "transient"
     scheme: Literal["backward_euler", "crank_nicolson"] = Field(
         "backward_euler", description="time discretisation (order 1 or 2)"
@@ -819,6 +825,8 @@ class TimeStepping(_Model):
 
 
 class SolverOptions(_Model):
+    """Element degree and the Krylov solver (defaults chosen by measurement, see README)."""
+
     element_degree: Literal[1, 2] = Field(1, description="Lagrange degree of the temperature")
     ksp_type: Literal["cg", "gmres", "bicgstab", "preonly"] = "cg"
     pc_type: Literal["jacobi", "sor", "icc", "ilu", "gamg", "lu", "none"] | None = Field(
@@ -830,11 +838,15 @@ class SolverOptions(_Model):
 
 
 class Probe(_Model):
+    """A named point whose values are written to probes.csv."""
+
     name: str = Field(pattern=r"^[A-Za-z0-9_\-]+$", description="column name in probes.csv")
     position_m: Vec3 = Field(description="position (m)")
 
 
 class Output(_Model):
+    """Field output for ParaView."""
+
     fields: bool = Field(True, description="write temperature fields for ParaView")
     field_format: Literal["vtx", "xdmf"] = "vtx"
     field_interval_s: PositiveFloat | None = Field(
@@ -856,7 +868,9 @@ class Case(_Model):
     description: str = ""
     geometry: Geometry
     regions: dict[str, str] = Field(description="region name -> tissue name")
-    tissues: dict[str, Tissue] = Field(default_factory=dict, description="overrides/new tissues")
+    tissues: dict[str, Tissue] = Field(
+        default_factory=dict, description="[tissues.NAME]: override a library tissue or define a new one"
+    )
     boundary: list[Boundary] = Field(default_factory=list)
     source: list[Source] = Field(default_factory=list)
     light: Light = Field(default_factory=Light)
@@ -1244,6 +1258,8 @@ def _type_name(annotation: Any) -> str:
 
 def schema_text() -> str:
     """Every key of a case file with its type, default and description (units included)."""
+    import typing
+
     lines = [
         "Case file keys (TOML). SI units, temperatures in C; the unit is part of each key's name.",
         "Run `bioheat schema --json` for the machine-readable JSON schema.",
@@ -1264,8 +1280,9 @@ def schema_text() -> str:
                     continue
                 seen.add(sub)
                 doc = (sub.__doc__ or "").strip().splitlines()[0] if sub.__doc__ else ""
-                lines.append(f"  [{key}] as {sub.__name__}: {doc}")
-                walk(sub, f"{key}.", seen)
+                table = f"{key}.NAME" if typing.get_origin(info.annotation) is dict else key
+                lines.append(f"  [{table}] as {sub.__name__}: {doc}")
+                walk(sub, f"{table}.", seen)
 
     walk(Case, "", set())
     lines.append("")

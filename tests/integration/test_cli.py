@@ -72,12 +72,12 @@ def test_schema_lists_keys_with_units(bioheat_cmd, cli_env, tmp_path):
         assert found, f"{key} not in `bioheat schema`:\n{r.stdout}"
         return found[0]
 
-    assert "(W/m/K)" in line("tissues.conductivity_W_per_mK")
+    assert "(W/m/K)" in line("tissues.NAME.conductivity_W_per_mK")
     assert "(s)" in line("time.dt_s") and "default 1.0" in line("time.dt_s")
     assert "(m)" in line("probe.position_m") and "required" in line("probe.position_m")
     assert "(m)" in line("source.position_m")
     assert "(C)" in line("initial.temperature_C") and "default 37.0" in line("initial.temperature_C")
-    assert "(W/m3/K)" in line("tissues.perfusion_W_per_m3K")
+    assert "(W/m3/K)" in line("tissues.NAME.perfusion_W_per_m3K")
     assert "backward_euler" in line("time.scheme")
     assert "spinal_cord" in r.stdout  # library tissue names at the end
     assert "FieldInfo" not in r.stdout and "Annotated[" not in r.stdout  # readable types
