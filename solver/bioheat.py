@@ -40,7 +40,7 @@ from .config import (
     SegmentSource,
     UniformSource,
 )
-from .probes import PointOutsideMesh, locate, point_load
+from .probes import PointOutsideMesh, point_load_vector
 
 
 class SolverError(RuntimeError):
@@ -360,13 +360,9 @@ class BioheatProblem:
 
     def _point_vector(self, name: str, points, weights) -> PETSc.Vec:
         try:
-            located = locate(self.mesh, points)
+            return point_load_vector(self.V, points, weights)
         except PointOutsideMesh as err:
             raise CaseError(f"{name}: position {err.points[err.indices[0]].tolist()} m is outside the mesh") from None
-        f = point_load(self.V, located, weights)
-        vec = dolfinx.fem.petsc.create_vector(self.V)
-        vec.array[:] = f.x.array[: len(vec.array)]
-        return vec
 
     def _min_cell_size(self) -> float:
         tdim = self.mesh.topology.dim

@@ -44,7 +44,7 @@ from dolfinx import fem
 from mpi4py import MPI
 from petsc4py import PETSc
 
-from .probes import PointOutsideMesh, locate, point_load
+from .probes import PointOutsideMesh, point_load_vector
 
 
 from .optics import (  # noqa: E402,F401  (re-exported: the optical data live in optics.py)
@@ -291,13 +291,9 @@ class LightProblem:
         if not math.isclose(total, 1.0, rel_tol=1e-12):
             raise ValueError(f"weights sum to {total}; a unit source needs weights summing to 1")
         try:
-            located = locate(self.mesh, pts)
+            return point_load_vector(self.V, pts, w)
         except PointOutsideMesh as err:
             raise ValueError(f"light source at {err.points[err.indices[0]].tolist()} m is outside the mesh") from None
-        f = point_load(self.V, located, w)
-        vec = dolfinx.fem.petsc.create_vector(self.V)
-        vec.array[:] = f.x.array[: len(vec.array)]
-        return vec
 
     def unit_source_segment(self, start_m, end_m, points_per_cell: int = 4) -> PETSc.Vec:
         """Uniform emission along the segment (a diffusing fibre tip), unit total power:

@@ -96,3 +96,14 @@ def point_load(V: fem.FunctionSpace, located: LocatedPoints, weights) -> fem.Fun
     load.x.scatter_reverse(dolfinx.la.InsertMode.add)
     load.x.scatter_forward()
     return load
+
+
+def point_load_vector(V: fem.FunctionSpace, points, weights):
+    """PETSc vector of ``point_load`` for ``points`` (located here; PointOutsideMesh if any
+    lies outside the mesh)."""
+    import dolfinx.fem.petsc
+
+    f = point_load(V, locate(V.mesh, points), weights)
+    vec = dolfinx.fem.petsc.create_vector(V)
+    vec.array[:] = f.x.array[: len(vec.array)]
+    return vec
