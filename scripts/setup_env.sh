@@ -15,8 +15,8 @@
 #   SPINE_LITT_VERIFY=1     also run the import check when the stamp is up to date
 #   XDG_CACHE_HOME          per-user cache; a CPython built here goes to $XDG_CACHE_HOME/spine-litt/python3.13
 #
-# See /work/shared/docs/ENVIRONMENT.md (or the project docs) for why Python 3.13 may be built from
-# Debian trixie sources: Debian 12 ships 3.11 and DOLFINx wheels need >= 3.12.
+# Python 3.13 may be built from Debian trixie's source package: Debian 12 ships 3.11 and the
+# DOLFINx wheels (dolfinx-solver-real) need >= 3.12.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
