@@ -32,7 +32,7 @@ def _say(msg: str, *, err: bool = False) -> None:
 def cmd_validate(args) -> int:
     from .config import load_case
 
-    case = load_case(args.case)
+    case = load_case(args.case, args.set)
     _say(
         f"{args.case}: valid case '{case.name}' ({case.geometry.kind} geometry, "
         f"{len(case.regions)} region(s), {len(case.source)} source(s), {len(case.probe)} probe(s), "
@@ -68,7 +68,7 @@ def cmd_tissues(args) -> int:
 def cmd_run(args) -> int:
     from .config import load_case
 
-    case = load_case(args.case)  # before anything expensive
+    case = load_case(args.case, args.set)  # before anything expensive
     from .output import check_output_dir
 
     if _rank() == 0:
@@ -111,7 +111,7 @@ def cmd_mesh(args) -> int:
 
     from .config import load_case
 
-    case = load_case(args.case)
+    case = load_case(args.case, args.set)
     from mpi4py import MPI
 
     from .preview import draw_slices, mesh_statistics, slice_regions, write_tagged_mesh
@@ -186,17 +186,26 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.add_argument("--no-report", action="store_true", help="skip the PNG/markdown report")
+    r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a case key before validation, e.g. applicator[0].power_W=8 or "
+                   "geometry.tumour[0].center_m[1]=0.006 (repeatable; VALUE is TOML, bare words are strings)")
     r.set_defaults(func=cmd_run)
     m = sub.add_parser("mesh", help="build the case's mesh and print its statistics")
     m.add_argument("case")
     m.add_argument("--preview", action="store_true", help="write PNG slices and the tagged mesh")
     m.add_argument("--out", default="results/mesh", help="folder for --preview outputs")
+    m.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a case key before validation, e.g. applicator[0].power_W=8 or "
+                   "geometry.tumour[0].center_m[1]=0.006 (repeatable; VALUE is TOML, bare words are strings)")
     m.set_defaults(func=cmd_mesh)
     rp = sub.add_parser("report", help="(re)draw the PNG figures and report.md of a result folder")
     rp.add_argument("dir", help="result folder of bioheat run")
     rp.set_defaults(func=cmd_report)
     v = sub.add_parser("validate", help="check a case file without running it")
     v.add_argument("case")
+    v.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a case key before validation, e.g. applicator[0].power_W=8 or "
+                   "geometry.tumour[0].center_m[1]=0.006 (repeatable; VALUE is TOML, bare words are strings)")
     v.set_defaults(func=cmd_validate)
     s = sub.add_parser("schema", help="print every case-file key with unit, type and default")
     s.add_argument("--json", action="store_true", help="JSON schema instead of text")

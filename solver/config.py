@@ -24,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from .overrides import OverrideError, apply_overrides
 from . import tissues as tissue_library
 
 Vec3 = tuple[float, float, float]
@@ -1194,8 +1195,11 @@ def parse_case(data: dict[str, Any], source: str = "<case>", case_dir: str | Pat
         raise CaseError(_format_errors(err, source)) from None
 
 
-def load_case(path: str | Path) -> Case:
-    """Read and validate a TOML case file. Raises CaseError with a readable message."""
+def load_case(path: str | Path, overrides: list[str] | None = None) -> Case:
+    """Read and validate a TOML case file. Raises CaseError with a readable message.
+
+    ``overrides``: ``KEY=VALUE`` items (``bioheat run --set``, see solver.overrides) applied to
+    the file's data before validation, so they are checked like values typed in the file."""
     path = Path(path)
     if not path.is_file():
         raise CaseError(f"{path}: case file not found")
@@ -1203,6 +1207,10 @@ def load_case(path: str | Path) -> Case:
         data = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as err:
         raise CaseError(f"{path}: not valid TOML: {err}") from None
+    try:
+        data = apply_overrides(data, overrides)
+    except OverrideError as err:
+        raise CaseError(f"{path}: {err}") from None
     _read_schedule_csvs(data, path)
     return parse_case(data, source=str(path), case_dir=path.resolve().parent)
 
