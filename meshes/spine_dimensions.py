@@ -521,7 +521,11 @@ def _track_point(ped: Box2, s: float, z: float = 0.0) -> np.ndarray:
 
 
 def transpedicular_track(
-    geometry, side: str = "left", tip_depth_m: float | None = None, tip_length_m: float = DEFAULT_TIP_LENGTH_M
+    geometry,
+    side: str = "left",
+    tip_depth_m: float | None = None,
+    tip_length_m: float = DEFAULT_TIP_LENGTH_M,
+    tip_to_dura_m: float | None = None,
 ) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
     """(entry_m, tip_end_m) of a straight transpedicular track in the plane z = 0.
 
@@ -534,6 +538,11 @@ def transpedicular_track(
     posterior half of the body (y from about 2 to 12 mm). The tip starts at least
     ``TIP_WALL_CLEARANCE_M`` inside the posterior wall plane (along the track); where the 6 mm
     rule would allow the tip to start further back (T11, T12) it starts 2 mm inside.
+
+    ``tip_to_dura_m`` (m): place the tip so that its closest approach to the dural sac is exactly
+    this distance (case key ``applicator.tip_to_dura_m``). Raises ValueError when no tip position
+    along the track inside the body gives that distance (too close: the tip would start less than
+    ``TIP_WALL_CLEARANCE_M`` inside the posterior wall; too far: it would leave the body in front).
     """
     if side not in ("left", "right"):
         raise ValueError(f"side = '{side}' must be 'left' or 'right'")
@@ -547,15 +556,29 @@ def transpedicular_track(
         s_end = s_wall - float(tip_depth_m)
     else:
         poly = lay.dura.polygon()
+        target = DEFAULT_TIP_TO_DURA_M if tip_to_dura_m is None else float(tip_to_dura_m)
 
         def tip_gap(s_end: float) -> float:
             a = _track_point(ped, s_end)[:2]
             b = _track_point(ped, s_end + tip_length_m)[:2]
-            return segment_distance_2d(poly, a, b) - DEFAULT_TIP_TO_DURA_M
+            return segment_distance_2d(poly, a, b) - target
 
         # deep (large gap) .. shallow (tip start 1 mm in front of the posterior wall: a tip
         # edge on the wall plane would make a degenerate geometry)
         lo, hi = s_wall - lay.depth, s_wall - tip_length_m - TIP_WALL_CLEARANCE_M
+        if tip_to_dura_m is not None and tip_gap(hi) > 0.0:
+            raise ValueError(
+                f"tip_to_dura_m = {tip_to_dura_m:g} m: a {tip_length_m * 1e3:g} mm tip on the {side} "
+                f"transpedicular track at {geometry.level} comes no closer than "
+                f"{(tip_gap(hi) + target) * 1e3:.2f} mm to the dura while starting "
+                f"{TIP_WALL_CLEARANCE_M * 1e3:g} mm inside the posterior wall"
+            )
+        if tip_to_dura_m is not None and tip_gap(lo) < 0.0:
+            raise ValueError(
+                f"tip_to_dura_m = {tip_to_dura_m:g} m: a {tip_length_m * 1e3:g} mm tip on the {side} "
+                f"transpedicular track at {geometry.level} is at most {(tip_gap(lo) + target) * 1e3:.2f} mm "
+                "from the dura inside the vertebral body"
+            )
         if tip_gap(hi) >= 0.0:  # 6 mm is not the limit (large levels): 2 mm inside the wall
             s_end = s_wall - tip_length_m - 2.0 * TIP_WALL_CLEARANCE_M
         else:

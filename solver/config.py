@@ -311,6 +311,25 @@ class SpineTumour(_Model):
     semi_axes_m: tuple[PositiveFloat, PositiveFloat, PositiveFloat] = Field(description="semi-axes x, y, z (m)")
 
 
+# Marks tissues whose optical data are the table's modelling choices (solver.optics).
+OPTICAL_MODELLING_CHOICE = "modelling choice, no measurement (docs/MODEL.md section 4)"
+
+# Default tissue of each spine region (modelling choices, docs/MODEL.md section 5): the pedicles,
+# laminae and spinous process are mostly cancellous bone inside a thin cortex.
+SPINE_DEFAULT_TISSUES: dict[str, str] = {
+    "cortical_bone": "cortical_bone",
+    "cancellous_bone": "cancellous_bone",
+    "posterior_elements": "cancellous_bone",
+    "disc_upper": "disc",
+    "disc_lower": "disc",
+    "epidural_fat": "fat",
+    "dura": "dura",
+    "csf": "csf",
+    "spinal_cord": "spinal_cord",
+    "muscle": "muscle",
+}
+
+
 class SpineGeometry(_Model):
     """One thoracic vertebra (T2 to T12) with canal contents, discs and soft tissue.
 
@@ -618,6 +637,19 @@ class Applicator(_PowerSchedule):
     direction: Vec3 | None = Field(None, description="axis from entry towards the distal end (unitless)")
     entry_m: Vec3 | None = Field(None, description="where the catheter enters the tissue (m)")
     tip_end_m: Vec3 | None = Field(None, description="distal end of the diffusing tip (m); with entry_m")
+    track: Literal["transpedicular"] | None = Field(
+        None,
+        description="spine cases: place the catheter on this track through the anatomy instead of giving "
+        "entry_m/tip_end_m (which are then computed and written to the resolved case)",
+    )
+    side: Literal["left", "right"] = Field("left", description="with track: the patient side of the pedicle used")
+    tip_to_dura_m: PositiveFloat | None = Field(
+        None,
+        le=0.03,
+        description="with track: closest distance (m) from the diffusing tip to the dural sac; "
+        "default: 0.006 (MD Anderson practice: probe about 6 mm from the dura), or farther where a tip "
+        "starting 2 mm inside the posterior wall cannot come that close (T10-T12)",
+    )
     tip_length_m: PositiveFloat = Field(0.010, le=0.05, description="diffusing tip length (m); 3 or 10 mm exist")
     emission: Literal["uniform"] = Field("uniform", description="emission profile along the tip")
     catheter_radius_m: PositiveFloat = Field(0.000825, le=0.005, description="catheter outer radius (m)")
@@ -649,6 +681,10 @@ class Applicator(_PowerSchedule):
 
     @model_validator(mode="after")
     def _geometry(self) -> "Applicator":
+        if self.track is None and self.tip_to_dura_m is not None:
+            raise ValueError("tip_to_dura_m needs track = 'transpedicular' (a spine case)")
+        if self.track is not None and (self.entry_m is None or self.tip_end_m is None):
+            raise ValueError(f"track = '{self.track}' needs geometry.kind = 'spine' (it places the catheter in the vertebra)")
         by_centre = self.tip_center_m is not None or self.direction is not None
         by_points = self.entry_m is not None or self.tip_end_m is not None
         if by_centre == by_points or (by_centre and (self.tip_center_m is None or self.direction is None)) or (
@@ -890,6 +926,80 @@ class Case(_Model):
     # Filled by load_case: where relative paths are resolved from.
     case_dir: str = Field(".", description="directory of the case file (set by the loader)")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _spine_region_defaults(cls, data: Any) -> Any:
+        """Spine cases: every anatomical region not named under [regions] gets its default tissue
+        (SPINE_DEFAULT_TISSUES; tumours: 'tumour'), so a case is a level, a tumour and an applicator."""
+        if not isinstance(data, dict):
+            return data
+        geom = data.get("geometry")
+        if not isinstance(geom, dict) or geom.get("kind") != "spine":
+            return data
+        regions = data.get("regions", {})
+        if not isinstance(regions, dict):
+            return data  # reported by the normal validation
+        filled = dict(SPINE_DEFAULT_TISSUES)
+        for t in geom.get("tumour", []) or []:
+            if isinstance(t, dict) and isinstance(t.get("name"), str):
+                filled[t["name"]] = "tumour"
+        filled.update(regions)
+        data = dict(data)
+        data["regions"] = filled
+        return data
+
+    @model_validator(mode="before")
+    @classmethod
+    def _place_tracks(cls, data: Any) -> Any:
+        """Applicators with ``track`` on a spine: compute entry_m and tip_end_m from the anatomy
+        (meshes.spine_dimensions.transpedicular_track). Points already present (a resolved
+        case.toml) must equal the computed ones, so a re-run cannot silently move the catheter."""
+        if not isinstance(data, dict) or not isinstance(data.get("applicator"), list):
+            return data
+        geom = data.get("geometry")
+        tracked = [i for i, ap in enumerate(data["applicator"]) if isinstance(ap, dict) and ap.get("track")]
+        if not tracked or not isinstance(geom, dict) or geom.get("kind") != "spine":
+            return data
+        try:
+            spine = SpineGeometry.model_validate(geom)
+        except ValidationError:
+            return data  # the geometry's own errors are reported by the normal validation
+        from meshes.spine_dimensions import DEFAULT_TIP_LENGTH_M, transpedicular_track
+
+        data = dict(data)
+        data["applicator"] = list(data["applicator"])
+        for i in tracked:
+            ap = dict(data["applicator"][i])
+            if ap["track"] != "transpedicular":
+                continue  # the field's own validation names the allowed tracks
+            for key in ("tip_center_m", "direction"):
+                if ap.get(key) is not None:
+                    raise ValueError(f"applicator[{i}]: give track or {key}, not both")
+            side = ap.get("side", "left")
+            try:
+                entry, end = transpedicular_track(
+                    spine,
+                    side=side if side in ("left", "right") else "left",
+                    tip_length_m=float(ap.get("tip_length_m", DEFAULT_TIP_LENGTH_M)),
+                    tip_to_dura_m=ap.get("tip_to_dura_m"),
+                )
+            except (TypeError, ValueError) as err:
+                raise ValueError(f"applicator[{i}]: {err}") from None
+            for key, value in (("entry_m", entry), ("tip_end_m", end)):
+                given = ap.get(key)
+                if given is not None and (
+                    not isinstance(given, (list, tuple))
+                    or len(given) != 3
+                    or any(abs(float(g) - v) > 1e-9 for g, v in zip(given, value))
+                ):
+                    raise ValueError(
+                        f"applicator[{i}].{key} = {given} differs from the {ap['track']} track's "
+                        f"{[round(v, 9) for v in value]}; give track or {key}, not both"
+                    )
+                ap[key] = list(value)
+            data["applicator"][i] = ap
+        return data
+
     @model_validator(mode="after")
     def _cross_checks(self) -> "Case":
         lib = tissue_library.library()
@@ -1117,14 +1227,17 @@ class Case(_Model):
             data.setdefault("metabolic_heat_W_per_m3", 0.0)
             data.setdefault("source", "case file")
             if data.get("absorption_per_m") is None or data.get("reduced_scattering_per_m") is None:
-                from .optics import OPTICAL_ALIASES, OPTICAL_TABLE
+                from .optics import MODELLING_CHOICES, OPTICAL_ALIASES, OPTICAL_TABLE
 
-                table = OPTICAL_TABLE[self.light.wavelength_nm]
+                nm = self.light.wavelength_nm
+                table = OPTICAL_TABLE[nm]
                 for cand in (tname, override.base if override is not None else None, base_name):
                     key = OPTICAL_ALIASES.get(cand, cand) if cand else None
                     if key in table:
                         data["absorption_per_m"] = table[key].absorption_per_m
                         data["reduced_scattering_per_m"] = table[key].reduced_scattering_per_m
+                        if key in MODELLING_CHOICES.get(nm, ()):
+                            data["source"] = f"{data['source']}; optics at {nm} nm: {OPTICAL_MODELLING_CHOICE}"
                         break
             out[region] = ResolvedTissue(name=tname, **data)
         return out

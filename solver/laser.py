@@ -270,6 +270,9 @@ class Laser:
             "wavelength_nm": self.case.light.wavelength_nm,
             "boundary": self.case.light.boundary,
             "diffusion_invalid_regions": self.invalid_regions,
+            "optics_modelling_choice_regions": sorted(
+                r for r, t in self.case.resolved_tissues().items() if "optics at" in (t.source or "")
+            ),
             "light_solves": self.solves,
             "delivered_energy_J": delivered,
             "absorbed_energy_J": absorbed,

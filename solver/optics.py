@@ -54,6 +54,12 @@ OPTICAL_TABLE: dict[int, dict[str, OpticalProperties]] = {
         "fat": _mm(0.0014, 0.99),  # Cassano 2019 Table 1, fat 980 nm (mu_eff 0.065/mm)
         "muscle": _mm(0.049, 0.58),  # Cassano 2019 Table 1, muscle 980 nm (mu_eff 0.30/mm)
         "csf": _mm(0.048, 0.01),  # Cassano 2019 Table 1, CSF 980 nm: diffusion approximation invalid
+        # MODELLING CHOICES (no clean 980 nm measurement found; docs/MODEL.md section 4), so that a
+        # spine case runs without optical keys; cases may override them:
+        "cancellous_bone": _mm(0.040, 1.5),  # mineral scatters like skull, marrow blood/water absorb like muscle
+        "tumour": _mm(0.049, 0.58),  # lytic metastasis as soft tissue: the muscle entry above
+        "dura": _mm(0.040, 1.7),  # dense collagen: skull-like scattering, water absorption
+        "disc": _mm(0.045, 1.0),  # water-rich collagen
     },
     1064: {
         "white_matter": _mm(0.105, 3.6),  # Cassano 2019 Table 1, white matter 1064 nm
@@ -67,7 +73,13 @@ OPTICAL_ALIASES = {
     "cortical_bone": "skull",
     "epidural_fat": "fat",
     "cerebrospinal_fluid": "csf",
+    "tumor": "tumour",
+    "intervertebral_disc": "disc",
 }
+
+# Entries of OPTICAL_TABLE that are modelling choices rather than measurements (reported in the
+# run's summary so nobody mistakes them for data).
+MODELLING_CHOICES = {980: ("cancellous_bone", "tumour", "dura", "disc")}
 
 
 def optical_properties(tissue: str, wavelength_nm: int = 980) -> OpticalProperties:

@@ -130,16 +130,16 @@ def test_negative_pull_back_start(data):
 
 
 def test_region_without_optical_data(data):
-    data["regions"] = {"body": "cancellous_bone"}
-    msg = rejected(data, "tissues.cancellous_bone", "980 nm", "'body'", "absorption_per_m",
+    data["regions"] = {"body": "red_marrow"}
+    msg = rejected(data, "tissues.red_marrow", "980 nm", "'body'", "absorption_per_m",
                    "reduced_scattering_per_m")
     assert "muscle" in msg  # what the table has
 
 
 def test_region_with_only_absorption_given(data):
-    data["regions"] = {"body": "cancellous_bone"}
-    data["tissues"] = {"cancellous_bone": {"absorption_per_m": 30.0}}
-    rejected(data, "tissues.cancellous_bone", "absorption_per_m", "reduced_scattering_per_m")
+    data["regions"] = {"body": "red_marrow"}
+    data["tissues"] = {"red_marrow": {"absorption_per_m": 30.0}}
+    rejected(data, "tissues.red_marrow", "absorption_per_m", "reduced_scattering_per_m")
 
 
 def test_power_and_schedule_both(data):
