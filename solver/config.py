@@ -800,7 +800,12 @@ class TimeStepping(_Model):
 
     mode: Literal["steady", "transient"] = "transient"
     scheme: Literal["backward_euler", "crank_nicolson"] = Field(
-        "backward_euler", description="time discretisation (order 1 or 2)"
+        "backward_euler",
+        description="time discretisation (order 1 or 2); crank_nicolson takes the step at and the "
+        "step after every discontinuity (t = 0, a step-schedule jump or a ramp shorter than dt_s, an "
+        "applicator move, the "
+        "laser stopped/paused/resumed by a monitor) as two backward-Euler half steps each "
+        "(Rannacher start-up: no oscillation after a jump, order 2 kept)",
     )
     dt_s: PositiveFloat = Field(1.0, description="time step (s)")
     end_time_s: PositiveFloat = Field(60.0, description="end time (s)")

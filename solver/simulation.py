@@ -216,6 +216,7 @@ def _time_loop(case, problem: BioheatProblem, probes, probe_names, folder: Path,
             "source": str(getattr(problem.bundle, "source", "")),
         },
         "steps": n_steps,
+        "damped_steps": problem.startup.damped_steps if problem.startup is not None else 0,
         "solve_time_s": loop_time,
         "time_per_step_s": loop_time / n_steps if n_steps else loop_time,
         "krylov_iterations": {
