@@ -515,10 +515,17 @@ class BioheatProblem:
         self.ksp.solve(b, x)
         reason = self.ksp.getConvergedReason()
         if reason < 0:
+            # A steady solve has no time step to shrink (and a case without a heat sink is
+            # refused at validation): only the solver settings can help.
+            hint = (
+                "try solver.pc_type = 'lu' (direct solve) or a larger solver.max_iterations"
+                if self.steady
+                else "try a smaller time step or solver.pc_type = 'lu'"
+            )
             raise SolverError(
                 f"linear solve did not converge (PETSc reason {reason}, "
                 f"{self.ksp.getIterationNumber()} iterations, residual {self.ksp.getResidualNorm():.3e}); "
-                "try a smaller time step or solver.pc_type = 'lu'"
+                + hint
             )
         self.T.x.scatter_forward()
         self.stats.iterations.append(self.ksp.getIterationNumber())

@@ -403,3 +403,20 @@ def test_diverging_solve_exits_3_without_output(bioheat_cmd, cli_env, tmp_path):
     assert "Traceback" not in r.stderr
     assert not out.exists()
     assert leftovers(tmp_path, "out") == []
+
+
+@pytest.mark.timeout(TIMEOUT)
+def test_steady_case_without_heat_sink_refused(bioheat_cmd, cli_env, tmp_path):
+    """No perfusion, no Dirichlet/Robin surface, net heat in: no steady state exists. Refused
+    by validate and run (exit 2, before any mesh or solve), with the reason and the remedies."""
+    case = ROOT / "tests" / "data" / "steady_no_sink.toml"
+    out = tmp_path / "out"
+    for args in (["validate", case], ["run", case, "--out", out, "--quiet"]):
+        r = bioheat(bioheat_cmd, cli_env, *args, cwd=tmp_path)
+        assert r.returncode == 2, f"{args[0]}: exit {r.returncode}\n{r.stdout}\n{r.stderr}"
+        assert "Traceback" not in r.stderr
+        for frag in ("time.mode = 'steady'", "no steady state exists", "nothing removes heat",
+                     "perfusion_W_per_m3K", "dirichlet or robin", "time.mode = 'transient'"):
+            assert frag in r.stderr, r.stderr
+        assert "time step" not in r.stderr
+        assert not out.exists()
