@@ -8,7 +8,9 @@ Crank-Nicolson). With constant properties the operator never changes, so
     A T^{n+1} = B T^n + c + sum_j [theta P_j(t^{n+1}) + (1 - theta) P_j(t^n)] q_j + lift
 
 with A, B, c, q_j (unit-power load vectors) and the Dirichlet lift assembled once:
-each step costs one mat-vec, a few axpys and a warm-started Krylov solve.
+each step costs one mat-vec, a few axpys and a warm-started Krylov solve. Crank-Nicolson
+takes the steps at and after a discontinuity as backward-Euler half steps with the same A
+(solver.startup), so it does not oscillate after a jump.
 Temperatures are in C throughout (the equation is linear, so C and K differ only
 in the offset that the arterial and boundary temperatures carry).
 """
