@@ -8,7 +8,9 @@ Crank-Nicolson). With constant properties the operator never changes, so
     A T^{n+1} = B T^n + c + sum_j [theta P_j(t^{n+1}) + (1 - theta) P_j(t^n)] q_j + lift
 
 with A, B, c, q_j (unit-power load vectors) and the Dirichlet lift assembled once:
-each step costs one mat-vec, a few axpys and a warm-started Krylov solve.
+each step costs one mat-vec, a few axpys and a warm-started Krylov solve. Crank-Nicolson
+takes the steps at and after a discontinuity as backward-Euler half steps with the same A
+(solver.startup), so it does not oscillate after a jump.
 Temperatures are in C throughout (the equation is linear, so C and K differ only
 in the offset that the arterial and boundary temperatures carry).
 """
@@ -259,6 +261,8 @@ class BioheatProblem:
             b = mass - (1.0 - theta) * stiff if theta < 1.0 else mass
         self.a_form = fem.form(a)
         self.b_form = fem.form(b) if b is not None else None
+        # M / dt for the backward-Euler half steps of the damped Crank-Nicolson start-up
+        self.m_form = fem.form(mass) if (not self.steady and self.theta < 1.0) else None
         self.c_form = fem.form(const)
         self.mms_form = self._manufactured_form(v) if self.manufactured else None
 
@@ -377,6 +381,14 @@ class BioheatProblem:
         if self.b_form is not None:
             self.B = dolfinx.fem.petsc.assemble_matrix(self.b_form)
             self.B.assemble()
+        self.M_dt = None
+        self.startup = None
+        if self.m_form is not None:
+            from .startup import DampedStart
+
+            self.M_dt = dolfinx.fem.petsc.assemble_matrix(self.m_form)  # no BC rows: like B
+            self.M_dt.assemble()
+            self.startup = DampedStart(self.case)
         self.c = dolfinx.fem.petsc.assemble_vector(self.c_form)
         self.c.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
         self.lift = dolfinx.fem.petsc.create_vector(self.V)
@@ -426,22 +438,24 @@ class BioheatProblem:
         self._solve(b)
 
     def step(self, t_old: float, t_new: float) -> None:
-        """Advance T from t_old to t_new (s)."""
+        """Advance T from t_old to t_new (s). With Crank-Nicolson, a step at or right after a
+        discontinuity (solver.startup) is taken as two backward-Euler half steps."""
+        if self.startup is not None and self.startup.damp(t_old, t_new, self.laser_gate):
+            t_half = 0.5 * (t_old + t_new)
+            req0, got0 = self._half_step(t_old, t_half)
+            req1, got1 = self._half_step(t_half, t_new)
+            if self.laser is not None:
+                self.power_log.append((t_old, t_new, 0.5 * (req0 + req1), 0.5 * (got0 + got1)))
+            if self.coagulation is not None:
+                self.coagulation.after_step()
+            return
         if self.dose is not None:
             self.dose.before_step()
         self._set_dirichlet_values(t_new)
         b = self.b
         self.B.mult(self.T.x.petsc_vec, b)
         b.axpy(1.0, self.c)
-        requested = delivered = 0.0
-        for load in self.loads:
-            p = load.mean_power(t_old, t_new)
-            if load.laser:
-                requested += p
-                p *= self.laser_gate
-                delivered += p
-            if p != 0.0:
-                b.axpy(p, load.vector)
+        requested, delivered = self._add_loads(b, t_old, t_new, 1.0)
         if self.laser is not None:
             self.power_log.append((t_old, t_new, requested, delivered))
         if self.mms_form is not None:
@@ -454,6 +468,41 @@ class BioheatProblem:
             self.dose.after_step(t_new - t_old)
         if self.coagulation is not None:
             self.coagulation.after_step()
+
+    def _add_loads(self, b: PETSc.Vec, t_old: float, t_new: float, scale: float) -> tuple[float, float]:
+        """b += scale * sum_j P_j q_j with P_j the mean power over [t_old, t_new] (the laser
+        gated by the control loop); returns the requested and delivered laser power (W)."""
+        requested = delivered = 0.0
+        for load in self.loads:
+            p = load.mean_power(t_old, t_new)
+            if load.laser:
+                requested += p
+                p *= self.laser_gate
+                delivered += p
+            if p != 0.0:
+                b.axpy(scale * p, load.vector)
+        return requested, delivered
+
+    def _half_step(self, t_old: float, t_new: float) -> tuple[float, float]:
+        """One backward-Euler step of dt / 2 with the Crank-Nicolson operator (solver.startup):
+        (M / dt + K / 2) T^{n+1/2} = M / dt T^n + F(t^{n+1/2}) / 2, the Dirichlet rows set.
+        Returns the requested and delivered laser power (W) over the half step."""
+        if self.dose is not None:
+            self.dose.before_step()
+        self._set_dirichlet_values(t_new)  # lift = -A[:, bc] g: that of the equation halved
+        b = self.b
+        self.M_dt.mult(self.T.x.petsc_vec, b)
+        b.axpy(0.5, self.c)
+        requested, delivered = self._add_loads(b, t_old, t_new, 0.5)
+        if self.mms_form is not None:
+            self._assemble_mms(t_new, t_new)  # theta rhs(t_new) + (1 - theta) rhs(t_new)
+            b.axpy(0.5, self.mms_vec)
+        b.axpy(1.0, self.lift)
+        dolfinx.fem.petsc.set_bc(b, self.bcs)
+        self._solve(b)
+        if self.dose is not None:
+            self.dose.after_step(t_new - t_old)
+        return requested, delivered
 
     def _assemble_mms(self, t_old: float, t_new: float) -> None:
         self.t_old.value = t_old
@@ -468,10 +517,17 @@ class BioheatProblem:
         self.ksp.solve(b, x)
         reason = self.ksp.getConvergedReason()
         if reason < 0:
+            # A steady solve has no time step to shrink (and a case without a heat sink is
+            # refused at validation): only the solver settings can help.
+            hint = (
+                "try solver.pc_type = 'lu' (direct solve) or a larger solver.max_iterations"
+                if self.steady
+                else "try a smaller time step or solver.pc_type = 'lu'"
+            )
             raise SolverError(
                 f"linear solve did not converge (PETSc reason {reason}, "
                 f"{self.ksp.getIterationNumber()} iterations, residual {self.ksp.getResidualNorm():.3e}); "
-                "try a smaller time step or solver.pc_type = 'lu'"
+                + hint
             )
         self.T.x.scatter_forward()
         self.stats.iterations.append(self.ksp.getIterationNumber())

@@ -837,7 +837,12 @@ class TimeStepping(_Model):
 
     mode: Literal["steady", "transient"] = "transient"
     scheme: Literal["backward_euler", "crank_nicolson"] = Field(
-        "backward_euler", description="time discretisation (order 1 or 2)"
+        "backward_euler",
+        description="time discretisation (order 1 or 2); crank_nicolson takes the step at and the "
+        "step after every discontinuity (t = 0, a step-schedule jump or a ramp shorter than dt_s, an "
+        "applicator move, the "
+        "laser stopped/paused/resumed by a monitor) as two backward-Euler half steps each "
+        "(Rannacher start-up: no oscillation after a jump, order 2 kept)",
     )
     dt_s: PositiveFloat = Field(1.0, description="time step (s)")
     end_time_s: PositiveFloat = Field(60.0, description="end time (s)")
@@ -1080,6 +1085,7 @@ class Case(_Model):
         self._check_damage()
         if self.coagulation.enabled and self.time.mode == "steady":
             raise ValueError("coagulation.enabled = true needs time.mode = 'transient' (damage accumulates in time)")
+        self._check_steady_heat_sink()
         if self.manufactured is not None:
             from .analytic import MANUFACTURED
 
@@ -1089,6 +1095,30 @@ class Case(_Model):
                     f"allowed: {sorted(MANUFACTURED)}"
                 )
         return self
+
+    def _check_steady_heat_sink(self) -> None:
+        """A steady state needs something that removes heat: perfusion in some region, a
+        Dirichlet or Robin surface, or a cooled catheter (a cavity applicator's wall). Without
+        one, any net heat makes the temperature grow without bound (no steady state), and zero
+        net heat leaves it undetermined up to a constant (the operator is singular)."""
+        if self.time.mode != "steady":
+            return
+        if any(t.perfusion_W_per_m3K > 0.0 for t in self.resolved_tissues().values()):
+            return
+        if any(isinstance(bc, (DirichletBC, RobinBC)) for bc in self.boundary):
+            return
+        if any(ap.representation == "cavity" for ap in self.applicator):
+            return
+        regions = ", ".join(f"{r} ({t})" for r, t in self.regions.items())
+        raise ValueError(
+            "time.mode = 'steady': no steady state exists, because nothing removes heat: "
+            f"perfusion_W_per_m3K is 0 in every region [{regions}], no [[boundary]] is of type "
+            "'dirichlet' or 'robin', and no applicator has a cooled catheter "
+            "(representation = 'cavity'). With net heat in or out the temperature grows or falls "
+            "without bound; with none it is fixed only up to a constant. Add perfusion "
+            "(tissues.NAME.perfusion_W_per_m3K > 0), a dirichlet or robin [[boundary]], or run "
+            "time.mode = 'transient'"
+        )
 
     def _check_applicators(self) -> None:
         from .optics import OPTICAL_TABLE, OPTICAL_ALIASES

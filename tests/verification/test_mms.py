@@ -66,9 +66,13 @@ def test_spatial_order_steady(degree, expected, sizes):
 @pytest.mark.parametrize("scheme, expected", [("backward_euler", 1.0), ("crank_nicolson", 2.0)])
 def test_time_order(scheme, expected):
     """'poly_sin_t' is quadratic in space, so P2 represents it exactly: only the time error
-    is left, and the observed order is that of the scheme."""
+    is left, and the observed order is that of the scheme.
+
+    Crank-Nicolson starts with four backward-Euler half steps (solver.startup). Their error is
+    O(dt^2) with an O(dt^3) part, so the observed order approaches 2 from above (measured
+    2.14, 2.07, 2.04, 2.02 for 5 ... 80 steps); the sequence starts at 10 steps."""
     end = 20.0
-    steps = [5, 10, 20, 40]
+    steps = [10, 20, 40, 80]
     errors = []
     for n in steps:
         case = _case("poly_sin_t", "transient", 2, scheme=scheme, dt_s=end / n, end_time_s=end)
@@ -79,6 +83,7 @@ def test_time_order(scheme, expected):
         errors.append(problem.l2_error(end))
     orders = observed_orders([end / n for n in steps], errors)
     assert all(abs(o - expected) < 0.1 for o in orders), (errors, orders)
+    assert abs(orders[-1] - expected) < 0.03, (errors, orders)
 
 
 def test_space_time_trig_exp_converges():
