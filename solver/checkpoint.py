@@ -476,19 +476,27 @@ class Checkpointer:
         comm = self.comm
         n_owned = p.V.dofmap.index_map.size_local
         keys = nodal_keys(p.V)
-        nodal = {k: v[:n_owned].copy() for k, v in nodal_arrays(p).items()}
+        local = nodal_arrays(p)
+        nodal = {k: v[:n_owned].copy() for k, v in local.items()}
         nodal["coords"] = p.V.tabulate_dof_coordinates()[:n_owned]
         g_nodal = _gather(comm, keys[:n_owned], nodal)
+        # Ghost entries as this partition holds them: numpy's vectorised exp/log may round a
+        # ghost's dose differently from its owner, so a resume on the same partition takes
+        # them from here (bitwise), any other from the owners.
+        ghosts = {"keys": keys[n_owned:], **{k: v[n_owned:].copy() for k, v in local.items()}}
         coag = p.coagulation
         g_cell = None
         if coag is not None and coag.d_cells_at_light is not None:
             n_cells = p.mesh.topology.index_map(p.mesh.topology.dim).size_local
-            ck = cell_keys(p.mesh)[:n_cells]
-            g_cell = _gather(comm, ck, {"d_cells_at_light": coag.d_cells_at_light[:n_cells].copy()})
+            ck = cell_keys(p.mesh)
+            g_cell = _gather(comm, ck[:n_cells], {"d_cells_at_light": coag.d_cells_at_light[:n_cells].copy()})
+            ghosts["cell.keys"] = ck[n_cells:]
+            ghosts["cell.d_cells_at_light"] = coag.d_cells_at_light[n_cells:].copy()
+        all_ghosts = comm.gather(ghosts, root=0)
         error = None
         if comm.rank == 0:
             try:
-                self._write_root(n, t, ls, reason, g_nodal, g_cell)
+                self._write_root(n, t, ls, reason, g_nodal, g_cell, all_ghosts)
             except OSError as err:
                 error = f"{self.plan.folder}: {err.strerror or err}"
         error = comm.bcast(error, root=0)
@@ -504,11 +512,13 @@ class Checkpointer:
         self.written += 1
         return True
 
-    def _write_root(self, n, t, ls: LoopState, reason, g_nodal, g_cell) -> None:
+    def _write_root(self, n, t, ls: LoopState, reason, g_nodal, g_cell, all_ghosts) -> None:
         p = self.p
         arrays = {f"nodal.{k}": v for k, v in g_nodal.items()}
         if g_cell is not None:
             arrays.update({f"cell.{k}": v for k, v in g_cell.items()})
+        for r, ghosts in enumerate(all_ghosts):
+            arrays.update({f"ghost{r}.{k}": v for k, v in ghosts.items()})
         ncols = len(ls.rows[0]) if ls.rows else 0
         arrays["series.probe_times"] = np.asarray(ls.times, dtype=np.float64)
         arrays["series.probe_rows"] = np.asarray(ls.rows, dtype=np.float64).reshape(len(ls.rows), ncols)
@@ -590,8 +600,12 @@ class Checkpointer:
         missing = sorted(set(targets) - {k[len("nodal."):] for k in arrays if k.startswith("nodal.")})
         if missing:
             raise CaseError(f"{where} lacks the state {missing} (written by another version?)")
+        n_owned = p.V.dofmap.index_map.size_local
+        same = self._same_partition(arrays, f"ghost{comm.rank}.keys", keys[n_owned:])
         for name, target in targets.items():
             target[:] = arrays[f"nodal.{name}"][pos]
+            if same:
+                target[n_owned:] = arrays[f"ghost{comm.rank}.{name}"]
         # series and scalars
         ls.times[:] = arrays["series.probe_times"].tolist()
         ls.rows[:] = list(arrays["series.probe_rows"])
@@ -616,6 +630,9 @@ class Checkpointer:
                 if not comm.allreduce(cpos is not None, op=_mpi_land()):
                     raise CaseError(f"{where} does not fit this mesh (its cells differ)")
                 coag.d_cells_at_light = arrays["cell.d_cells_at_light"][cpos].copy()
+                n_cells = p.mesh.topology.index_map(p.mesh.topology.dim).size_local
+                if self._same_partition(arrays, f"ghost{comm.rank}.cell.keys", ck[n_cells:]):
+                    coag.d_cells_at_light[n_cells:] = arrays[f"ghost{comm.rank}.cell.d_cells_at_light"]
                 if st["light_refreshes"] > 0:
                     coag.refresh_light(coag.d_cells_at_light)
             coag.light_refreshes = st["light_refreshes"]
@@ -631,6 +648,14 @@ class Checkpointer:
             "skipped": list(self.plan.skipped),
         }
         return st["step"], st["time_s"]
+
+    def _same_partition(self, arrays: dict, name: str, local_keys: np.ndarray) -> bool:
+        """Whether this rank holds the same ghosts, in the same order, as the writer's rank."""
+        return (
+            self.plan.resume_state["ranks"] == self.comm.size
+            and name in arrays
+            and np.array_equal(arrays[name], local_keys)
+        )
 
     def summary(self) -> dict:
         return {

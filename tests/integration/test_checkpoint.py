@@ -88,33 +88,46 @@ def probes(out: Path) -> np.ndarray:
     return np.loadtxt(out / "probes.csv", delimiter=",", skiprows=1)
 
 
-def assert_same_run(a, b, out_a: Path, out_b: Path, *, exact: bool, tol: float = 0.0):
+def assert_same_run(a, b, out_a: Path, out_b: Path, *, tol: dict | None = None):
+    """Bitwise equal (tol None), or equal within tol[name] (max abs difference per field;
+    tol["probes"] for probes.csv and the peak)."""
     (sa, fa), (sb, fb) = a, b
+    exact = tol is None
     assert set(fa) == set(fb)
+    assert np.array_equal(fa["keys"], fb["keys"])
     for name in fa:
         if exact:
             assert np.array_equal(fa[name], fb[name]), name
         else:
-            assert np.allclose(fa[name], fb[name], rtol=0, atol=tol * max(1.0, np.abs(fa[name]).max())), name
+            err = np.abs(fa[name] - fb[name]).max()
+            assert err <= tol[name], (name, err, tol[name])
     pa, pb = probes(out_a), probes(out_b)
     assert pa.shape == pb.shape
+    ea, eb = sa["control"]["events"], sb["control"]["events"]
+    assert [(e["event"], e["time_s"]) for e in ea] == [(e["event"], e["time_s"]) for e in eb]
     if exact:
         assert np.array_equal(pa, pb)
         assert (out_a / "power.csv").read_text() == (out_b / "power.csv").read_text()
-    else:
-        assert np.allclose(pa, pb, rtol=0, atol=tol * np.abs(pa).max())
-    keys = ("control", "max_temperature_C", "max_temperature_time_s", "final_max_temperature_C")
-    for key in keys:
-        if exact:
+        for key in ("control", "max_temperature_C", "max_temperature_time_s", "final_max_temperature_C",
+                    "damage", "safety", "krylov_iterations", "coagulation", "light"):
             assert sa[key] == sb[key], key
-    if exact:
-        assert sa["damage"] == sb["damage"] and sa["safety"] == sb["safety"]
-        assert sa["krylov_iterations"] == sb["krylov_iterations"]
-        assert sa["coagulation"] == sb["coagulation"] and sa["light"] == sb["light"]
     else:
-        assert [e["event"] for e in sa["control"]["events"]] == [e["event"] for e in sb["control"]["events"]]
-        assert [e["time_s"] for e in sa["control"]["events"]] == [e["time_s"] for e in sb["control"]["events"]]
-        assert sa["max_temperature_C"] == pytest.approx(sb["max_temperature_C"], abs=tol * 100)
+        assert np.all(np.abs(pa - pb).max(axis=0) <= tol["probes"]), (np.abs(pa - pb).max(axis=0), tol["probes"])
+        assert abs(sa["max_temperature_C"] - sb["max_temperature_C"]) <= tol["T"]
+        assert sa["coagulation"]["light_refreshes"] == sb["coagulation"]["light_refreshes"]
+
+
+def rank_count_tolerance(a, b, out_a: Path, out_b: Path) -> dict:
+    """What two uninterrupted runs on different rank counts differ by (the rounding of the
+    partition, within the Krylov tolerance), times 4, plus 1e-13 of each field's scale: a
+    resumed run on another rank count may differ from the uninterrupted one by this much."""
+    (_, fa), (_, fb) = a, b
+    tol = {n: 4 * np.abs(fa[n] - fb[n]).max() + 1e-13 * max(1.0, np.abs(fa[n]).max()) for n in fa}
+    pa, pb = probes(out_a), probes(out_b)
+    tol["probes"] = 4 * np.abs(pa - pb).max(axis=0) + 1e-13 * np.abs(pa).max(axis=0)  # per column
+    print("tolerances from the rank counts' difference:", {k: np.round(v, 15) for k, v in tol.items()})
+    assert tol["T"] < 1e-6, tol  # the uninterrupted runs agree closely: the check has teeth
+    return tol
 
 
 def _events_ok(summary):
@@ -143,27 +156,28 @@ def test_resume_after_sigterm_equals_uninterrupted_run(shared_tmp, comm, capture
 
     resumed = run(shared_tmp / "cut", comm, capture, resume=True, monkeypatch=monkeypatch)
     assert resumed[0]["checkpoint"]["resumed_from"]["step"] == k
-    assert_same_run(full, resumed, shared_tmp / "full", shared_tmp / "cut", exact=True)
+    assert_same_run(full, resumed, shared_tmp / "full", shared_tmp / "cut")
     assert not ck.checkpoint_folder(shared_tmp / "cut").exists()
 
 
 @pytest.mark.mpi
 def test_resume_on_another_rank_count(shared_tmp, comm, capture, monkeypatch):
-    """2 -> 1 and 1 -> 2 ranks (N-to-M). Under one rank: 1 -> 1 through COMM_SELF."""
+    """2 -> 1 and 1 -> 2 ranks (N-to-M) under mpiexec -n 2; 1 -> 1 (bitwise) serially."""
     k = 11
     rank_dir = shared_tmp / f"self{comm.rank}"
+    world = run(shared_tmp / "worldfull", comm, capture, monkeypatch=monkeypatch)
+    alone = run(rank_dir / "alone", MPI.COMM_SELF, capture, monkeypatch=monkeypatch)
+    tol = None if comm.size == 1 else rank_count_tolerance(world, alone, shared_tmp / "worldfull", rank_dir / "alone")
+
     # interrupted on all ranks, resumed on each rank alone (2 -> 1)
     stop, _ = run(shared_tmp / "world", comm, capture, interrupt_at=k, monkeypatch=monkeypatch)
     assert isinstance(stop, ck.RunInterrupted) and stop.written
     comm.barrier()
-    src = ck.checkpoint_folder(shared_tmp / "world")
-    shutil.copytree(src, ck.checkpoint_folder(rank_dir / "to1"))
+    shutil.copytree(ck.checkpoint_folder(shared_tmp / "world"), ck.checkpoint_folder(rank_dir / "to1"))
     comm.barrier()
     to1 = run(rank_dir / "to1", MPI.COMM_SELF, capture, resume=True, monkeypatch=monkeypatch)
     assert to1[0]["checkpoint"]["resumed_from"]["ranks"] == comm.size and to1[0]["ranks"] == 1
-    alone = run(rank_dir / "alone", MPI.COMM_SELF, capture, monkeypatch=monkeypatch)
-    # Krylov rtol 1e-12 per step over 30 steps: rank counts change the rounding, not more
-    assert_same_run(alone, to1, rank_dir / "alone", rank_dir / "to1", exact=comm.size == 1, tol=1e-9)
+    assert_same_run(alone, to1, rank_dir / "alone", rank_dir / "to1", tol=tol)
 
     # interrupted on each rank alone, resumed on all ranks (1 -> 2)
     stop, _ = run(rank_dir / "one", MPI.COMM_SELF, capture, interrupt_at=k + 3, monkeypatch=monkeypatch)
@@ -173,8 +187,8 @@ def test_resume_on_another_rank_count(shared_tmp, comm, capture, monkeypatch):
         shutil.copytree(ck.checkpoint_folder(rank_dir / "one"), ck.checkpoint_folder(shared_tmp / "from1"))
     comm.barrier()
     from1 = run(shared_tmp / "from1", comm, capture, resume=True, monkeypatch=monkeypatch)
-    world = run(shared_tmp / "worldfull", comm, capture, monkeypatch=monkeypatch)
-    assert_same_run(world, from1, shared_tmp / "worldfull", shared_tmp / "from1", exact=comm.size == 1, tol=1e-9)
+    assert from1[0]["checkpoint"]["resumed_from"]["ranks"] == 1
+    assert_same_run(world, from1, shared_tmp / "worldfull", shared_tmp / "from1", tol=tol)
 
 
 @pytest.mark.mpi
@@ -198,7 +212,7 @@ def test_damaged_newest_checkpoint_falls_back_to_the_previous(shared_tmp, comm, 
     info = resumed[0]["checkpoint"]["resumed_from"]
     assert info["step"] == 12 and "step-000000014: arrays.npz is truncated" in info["skipped"][0], info
     full = run(shared_tmp / "full", comm, capture, monkeypatch=monkeypatch)
-    assert_same_run(full, resumed, shared_tmp / "full", shared_tmp / "cut", exact=True)
+    assert_same_run(full, resumed, shared_tmp / "full", shared_tmp / "cut")
 
 
 def test_checkpoint_folder_rules(tmp_path, capture, monkeypatch):
