@@ -419,6 +419,21 @@ class Checkpointer:
         self.errors: list[str] = []
         self.resumed_from: dict | None = None
         self.hook_step, self.hook_rank = -1, 0
+        self.disabled = ""
+        try:  # computed once: keys and coordinates of the dofs and cells
+            self.keys = nodal_keys(problem.V)
+            self.cell_keys = cell_keys(problem.mesh)
+            self.coords = problem.V.tabulate_dof_coordinates()
+        except ValueError as err:  # same outcome on every rank (mesh-wide properties)
+            from .config import CaseError
+
+            if plan.resume_state is not None:
+                raise CaseError(f"--resume: {err}") from None
+            self.disabled = str(err)
+            if self.comm.rank == 0:
+                import sys
+
+                print(f"warning: no checkpoints for this run: {err}", file=sys.stderr, flush=True)
         hook = os.environ.get(TEST_SIGNAL_ENV, "")
         if hook:
             step, _, rank = hook.partition(":")
@@ -429,7 +444,7 @@ class Checkpointer:
         """SIGTERM/SIGINT only set a flag while the loop runs; a second one acts as the
         handler before (e.g. Ctrl-C twice stops at once). Main thread only (Python's rule)."""
         self._previous = {}
-        if not self.plan.on_signal or threading.current_thread() is not threading.main_thread():
+        if self.disabled or not self.plan.on_signal or threading.current_thread() is not threading.main_thread():
             return
         self._previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
 
@@ -452,6 +467,8 @@ class Checkpointer:
     def after_step(self, n: int, t: float, ls: LoopState) -> None:
         """Collective: checkpoint when due; on a signal (any rank) checkpoint and raise
         RunInterrupted. Nothing at the last step (the run is about to complete)."""
+        if self.disabled:
+            return
         if n == self.hook_step and self.comm.rank == self.hook_rank and self.plan.on_signal:
             signal.raise_signal(signal.SIGTERM)
         wall_due = self.plan.every_wall_s > 0 and time.perf_counter() - self.last_wall >= self.plan.every_wall_s
@@ -475,10 +492,10 @@ class Checkpointer:
         p = self.p
         comm = self.comm
         n_owned = p.V.dofmap.index_map.size_local
-        keys = nodal_keys(p.V)
+        keys = self.keys
         local = nodal_arrays(p)
         nodal = {k: v[:n_owned].copy() for k, v in local.items()}
-        nodal["coords"] = p.V.tabulate_dof_coordinates()[:n_owned]
+        nodal["coords"] = self.coords[:n_owned]
         g_nodal = _gather(comm, keys[:n_owned], nodal)
         # Ghost entries as this partition holds them: numpy's vectorised exp/log may round a
         # ghost's dose differently from its owner, so a resume on the same partition takes
@@ -488,7 +505,7 @@ class Checkpointer:
         g_cell = None
         if coag is not None and coag.d_cells_at_light is not None:
             n_cells = p.mesh.topology.index_map(p.mesh.topology.dim).size_local
-            ck = cell_keys(p.mesh)
+            ck = self.cell_keys
             g_cell = _gather(comm, ck[:n_cells], {"d_cells_at_light": coag.d_cells_at_light[:n_cells].copy()})
             ghosts["cell.keys"] = ck[n_cells:]
             ghosts["cell.d_cells_at_light"] = coag.d_cells_at_light[n_cells:].copy()
@@ -589,11 +606,9 @@ class Checkpointer:
                 f"{where} was written on a mesh with {st['num_cells']} cells / {st['num_dofs']} dofs; "
                 f"this mesh has {p.num_cells()} / {p.num_dofs()}"
             )
-        keys = nodal_keys(p.V)
+        keys = self.keys
         pos = _positions(arrays["nodal.keys"], keys)
-        ok = pos is not None and np.allclose(
-            arrays["nodal.coords"][pos] if pos is not None else 0.0, p.V.tabulate_dof_coordinates(), rtol=0, atol=1e-12
-        )
+        ok = pos is not None and np.allclose(arrays["nodal.coords"][pos], self.coords, rtol=0, atol=1e-12)
         if not comm.allreduce(bool(ok), op=_mpi_land()):
             raise CaseError(f"{where} does not fit this mesh (its nodes differ)")
         targets = nodal_arrays(p)
@@ -625,7 +640,7 @@ class Checkpointer:
         coag = p.coagulation
         if coag is not None:
             if "cell.keys" in arrays:
-                ck = cell_keys(p.mesh)
+                ck = self.cell_keys
                 cpos = _positions(arrays["cell.keys"], ck)
                 if not comm.allreduce(cpos is not None, op=_mpi_land()):
                     raise CaseError(f"{where} does not fit this mesh (its cells differ)")
@@ -660,6 +675,7 @@ class Checkpointer:
     def summary(self) -> dict:
         return {
             "folder": str(self.plan.folder),
+            "disabled": self.disabled or None,
             "written": self.written,
             "errors": list(self.errors),
             "resumed_from": self.resumed_from,

@@ -71,14 +71,17 @@ def capture(monkeypatch):
     return made
 
 
-def run(out: Path, comm, capture, *, interrupt_at: int | None = None, resume: bool = False, monkeypatch=None):
+def run(out: Path, comm, capture, *, interrupt_at: int | None = None, resume: bool = False, monkeypatch=None,
+        degree: int = 1):
     """run_case; returns (summary, final nodal state by key) or the RunInterrupted."""
     if interrupt_at is not None:
         monkeypatch.setenv(ck.TEST_SIGNAL_ENV, str(interrupt_at))
     elif monkeypatch is not None:
         monkeypatch.delenv(ck.TEST_SIGNAL_ENV, raising=False)
     try:
-        summary = simulation.run_case(parse_case(case_data()), out, comm=comm, progress=False, resume=resume)
+        data = case_data()
+        data["solver"]["element_degree"] = degree
+        summary = simulation.run_case(parse_case(data), out, comm=comm, progress=False, resume=resume)
     except ck.RunInterrupted as stop:
         return stop, None
     return summary, ck.snapshot(capture[-1])
@@ -212,6 +215,18 @@ def test_damaged_newest_checkpoint_falls_back_to_the_previous(shared_tmp, comm, 
     info = resumed[0]["checkpoint"]["resumed_from"]
     assert info["step"] == 12 and "step-000000014: arrays.npz is truncated" in info["skipped"][0], info
     full = run(shared_tmp / "full", comm, capture, monkeypatch=monkeypatch)
+    assert_same_run(full, resumed, shared_tmp / "full", shared_tmp / "cut")
+
+
+@pytest.mark.mpi
+def test_resume_with_p2_elements(shared_tmp, comm, capture, monkeypatch):
+    """P2: edge dofs are keyed by their end vertices' input indices (unique keys)."""
+    full = run(shared_tmp / "full", comm, capture, monkeypatch=monkeypatch, degree=2)
+    keys = full[1]["keys"]
+    assert len(np.unique(keys)) == len(keys) == full[0]["mesh"]["dofs"]
+    stop, _ = run(shared_tmp / "cut", comm, capture, interrupt_at=9, monkeypatch=monkeypatch, degree=2)
+    assert isinstance(stop, ck.RunInterrupted)
+    resumed = run(shared_tmp / "cut", comm, capture, resume=True, monkeypatch=monkeypatch, degree=2)
     assert_same_run(full, resumed, shared_tmp / "full", shared_tmp / "cut")
 
 
