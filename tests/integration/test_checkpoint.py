@@ -256,6 +256,17 @@ def test_checkpoint_folder_rules(tmp_path, capture, monkeypatch):
     assert (tmp_path / "mine.checkpoint" / "notes.txt").read_text() == "keep me"
 
 
+def test_wall_time_checkpoints(tmp_path):
+    """every_wall_s: a checkpoint whenever that much wall time has passed (here: every step,
+    none at the last one, which completes the run)."""
+    data = case_data(every_steps=0, every_wall_s=1e-6)
+    summary = simulation.run_case(parse_case(data), tmp_path / "out", comm=MPI.COMM_SELF, progress=False)
+    assert summary["checkpoint"]["written"] == N_STEPS - 1 and not summary["checkpoint"]["errors"]
+    data = case_data(every_steps=0, every_wall_s=0.0)
+    summary = simulation.run_case(parse_case(data), tmp_path / "out2", comm=MPI.COMM_SELF, progress=False)
+    assert summary["checkpoint"]["written"] == 0
+
+
 def test_state_json_is_strict_and_round_trips():
     state = {"a": (1.0, float("nan")), "b": {"x", "y"}, "c": [float("-inf"), None, True], "d": np.float64(2.5)}
     text = json.dumps(ck._encode(state), allow_nan=False)
