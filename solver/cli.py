@@ -1,6 +1,7 @@
 """Command line: ``bioheat run | validate | schema | tissues``.
 
-Exit codes: 0 success, 2 invalid input (case, output folder), 3 solver failure.
+Exit codes: 0 success, 2 invalid input (case, output folder), 3 solver failure,
+75 stopped on SIGTERM/SIGINT after writing a checkpoint (continue with ``run --resume``).
 Messages go to stderr from rank 0 only.
 """
 
@@ -13,6 +14,7 @@ from pathlib import Path
 
 EXIT_INPUT = 2
 EXIT_SOLVER = 3
+EXIT_INTERRUPTED = 75  # = solver.checkpoint.EXIT_INTERRUPTED (sysexits EX_TEMPFAIL)
 
 
 def _rank() -> int:
@@ -75,7 +77,7 @@ def cmd_run(args) -> int:
         check_output_dir(Path(args.out), args.overwrite)
     from .simulation import run_case
 
-    summary = run_case(case, args.out, overwrite=args.overwrite, progress=not args.quiet)
+    summary = run_case(case, args.out, overwrite=args.overwrite, progress=not args.quiet, resume=args.resume)
     _say(
         f"case '{case.name}': {summary['mesh']['cells']} cells, {summary['mesh']['dofs']} dofs on "
         f"{summary['ranks']} rank(s), {summary['wall_time_s']:.1f} s wall; "
@@ -184,6 +186,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("case", help="case file (TOML)")
     r.add_argument("--out", required=True, help="output folder")
     r.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    r.add_argument(
+        "--resume", action="store_true",
+        help="continue an interrupted run from the newest complete checkpoint in OUT.checkpoint/",
+    )
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.add_argument("--no-report", action="store_true", help="skip the PNG/markdown report")
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -220,8 +226,13 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from .config import CaseError, OutputError
 
+    from .checkpoint import RunInterrupted
+
     try:
         return args.func(args)
+    except RunInterrupted as err:
+        _say(f"interrupted: {err}", err=True)
+        return EXIT_INTERRUPTED
     except (CaseError, OutputError) as err:
         _say(f"error: {err}", err=True)
         return EXIT_INPUT

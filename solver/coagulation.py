@@ -125,12 +125,17 @@ class CoagulationModel:
     # ------------------------------------------------------------------ per step
     def after_step(self) -> None:
         """Move the properties with the damage the dose tracker has just integrated."""
+        self.update_operators()
+        if self.optics_change:
+            self._maybe_refresh_light()
+
+    def update_operators(self) -> None:
+        """Perfusion (and k(T)) of the current Omega and T in the operators. Also used to
+        rebuild them from a checkpoint's Omega and T (solver.checkpoint)."""
         self.d[:] = damage_fraction(self.p.dose.omega.x.array)
         if self.cfg.temperature_dependent_conductivity:
             self._update_conductivity()
         self.apply()
-        if self.optics_change:
-            self._maybe_refresh_light()
 
     def _update_conductivity(self) -> None:
         p = self.p
@@ -162,6 +167,13 @@ class CoagulationModel:
         change = p.comm.allreduce(change, op=MPI.MAX)
         if change <= self.cfg.optical_refresh_tolerance:
             return
+        self.refresh_light(dc)
+
+    def refresh_light(self, dc: np.ndarray) -> None:
+        """Re-solve the light with optical properties moved by the cell-wise damage fraction
+        ``dc`` (DG0 array, local cells with ghosts). Collective. Deterministic, so a resumed
+        run rebuilds the light of its checkpoint from ``d_cells_at_light`` alone."""
+        p = self.p
         mu_a = np.empty_like(dc)
         mus = np.empty_like(dc)
         Q0 = p.Q0

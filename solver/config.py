@@ -896,6 +896,25 @@ class Output(_Model):
     )
 
 
+class Checkpoint(_Model):
+    """Checkpoints of a transient run's full state, for ``bioheat run CASE --out DIR --resume``.
+
+    Written to ``DIR.checkpoint/`` (beside DIR, so that it survives a killed run) every
+    ``every_steps`` time steps, every ``every_wall_s`` seconds of wall-clock time, and on
+    SIGTERM/SIGINT (then the run stops with exit code 75). Removed when the run completes."""
+
+    every_steps: int = Field(
+        0, ge=0, le=10**9, description="checkpoint every this many time steps (steps); 0: never by step count"
+    )
+    every_wall_s: float = Field(
+        1800.0, ge=0.0, le=1e9,
+        description="checkpoint when this much wall-clock time (s) has passed since the last one; 0: never by wall time",
+    )
+    on_signal: bool = Field(
+        True, description="on SIGTERM/SIGINT write a checkpoint and stop (exit 75) instead of dying at once"
+    )
+
+
 class Manufactured(_Model):
     """Verification: a built-in manufactured solution replaces sources and boundary data."""
 
@@ -926,6 +945,7 @@ class Case(_Model):
     solver: SolverOptions = Field(default_factory=SolverOptions)
     probe: list[Probe] = Field(default_factory=list)
     output: Output = Field(default_factory=Output)
+    checkpoint: Checkpoint = Field(default_factory=Checkpoint)
     manufactured: Manufactured | None = None
 
     # Filled by load_case: where relative paths are resolved from.

@@ -46,10 +46,15 @@ class DoseTracker:
             Ea.x.array[dofs] = t.arrhenius_Ea_J_per_mol or Ea_default
         logA.x.scatter_forward()
         Ea.x.scatter_forward()
+        # Ghost nodes take the owner's value (scatter_forward): the adjacent cell an interface
+        # node takes its parameters from may differ between ranks, and every rank must
+        # integrate the same dose at a shared node (partition-independent; checkpoints).
         nodal = fem.Function(V)
         nodal.interpolate(logA)
+        nodal.x.scatter_forward()
         self.A = np.exp(nodal.x.array)
         nodal.interpolate(Ea)
+        nodal.x.scatter_forward()
         self.Ea = nodal.x.array.copy()
         n = len(problem.T.x.array)
         self.omega = fem.Function(V, name="damage_omega")

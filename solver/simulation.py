@@ -77,8 +77,12 @@ def run_case(
     comm: MPI.Comm = MPI.COMM_WORLD,
     progress: bool = True,
     bundle=None,
+    resume: bool = False,
 ) -> dict[str, Any]:
-    """Run a validated case and write DIR/{probes.csv, summary.json, case.toml, fields/}."""
+    """Run a validated case and write DIR/{probes.csv, summary.json, case.toml, fields/}.
+
+    Transient runs write checkpoints to DIR.checkpoint/ (solver.checkpoint); ``resume``
+    continues from the newest complete one."""
     wall0 = time.perf_counter()
     out = Path(out)
     error = None
@@ -90,6 +94,9 @@ def run_case(
     error = comm.bcast(error, root=0)
     if error is not None:
         raise error
+    from . import checkpoint
+
+    plan = checkpoint.prepare(case, out, comm, resume=resume, overwrite=overwrite)
 
     if bundle is None:
         bundle = build_case_mesh(case, comm)
@@ -101,7 +108,7 @@ def run_case(
 
     staged = StagedOutput(out, comm, overwrite)
     try:
-        summary = _time_loop(case, problem, probes, probe_names, staged.path, progress)
+        summary = _time_loop(case, problem, probes, probe_names, staged.path, progress, plan)
         summary.update(
             {
                 "wall_time_s": time.perf_counter() - wall0,
@@ -116,11 +123,12 @@ def run_case(
     except BaseException:
         staged.discard()
         raise
+    checkpoint.remove_folder(plan, comm)
     summary["output_dir"] = str(final)
     return summary
 
 
-def _time_loop(case, problem: BioheatProblem, probes, probe_names, folder: Path, progress: bool):
+def _time_loop(case, problem: BioheatProblem, probes, probe_names, folder: Path, progress: bool, plan=None):
     comm = problem.comm
     problem.set_initial()
     laser = problem.laser
@@ -171,6 +179,15 @@ def _time_loop(case, problem: BioheatProblem, probes, probe_names, folder: Path,
         region_nodes = RegionNodes(problem)
         critical = CriticalTracker(problem, case.critical_regions(), region_nodes)
         critical.update(0.0)
+    ckpt = state = None
+    start = 1
+    if plan is not None:
+        from .checkpoint import Checkpointer, LoopState
+
+        ckpt = Checkpointer(plan, problem, case.time.num_steps, case.time.dt_s)
+        state = LoopState(problem, times, rows, peak, control, critical)
+        if plan.resume_state is not None:
+            start = ckpt.restore(state)[0] + 1
 
     loop0 = time.perf_counter()
     n_steps = 0
@@ -183,11 +200,14 @@ def _time_loop(case, problem: BioheatProblem, probes, probe_names, folder: Path,
             every, every_field = output_steps(case)
             n_steps = case.time.num_steps
             dt = case.time.dt_s
-            record(0.0, True, True)
-            track_peak(0.0)
+            if start == 1:
+                record(0.0, True, True)
+                track_peak(0.0)
             bar = Progress(comm, n_steps, n_steps * dt, enabled=progress)
-            t = 0.0
-            for n in range(1, n_steps + 1):
+            t = (start - 1) * dt
+            if ckpt is not None:
+                ckpt.install_signal_handlers()
+            for n in range(start, n_steps + 1):
                 t_new = n * dt
                 problem.step(t, t_new)
                 t = t_new
@@ -196,8 +216,12 @@ def _time_loop(case, problem: BioheatProblem, probes, probe_names, folder: Path,
                 control.after_step(t)
                 record(t, n % every == 0 or n == n_steps, n % every_field == 0 or n == n_steps)
                 bar.update(n, t, f"Tmax {peak['value']:.2f} C")
+                if ckpt is not None:
+                    ckpt.after_step(n, t, state)
             bar.close()
     finally:
+        if ckpt is not None:
+            ckpt.restore_signal_handlers()
         if writer is not None:
             writer.close()
     loop_time = time.perf_counter() - loop0
@@ -258,6 +282,8 @@ def _time_loop(case, problem: BioheatProblem, probes, probe_names, folder: Path,
         summary["control"] = control.summary()
         if comm.rank == 0:
             write_power_csv(folder / "power.csv", problem.power_log)
+    if ckpt is not None:
+        summary["checkpoint"] = ckpt.summary()
     if problem.manufactured is not None:
         t_end = 0.0 if case.time.mode == "steady" else n_steps * case.time.dt_s
         summary["manufactured"] = {
