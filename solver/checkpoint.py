@@ -560,6 +560,12 @@ class Checkpointer:
             "control": {"stopped": c.stopped, "paused_by": set(c.paused_by), "reached": dict(c.reached),
                         "events": list(c.events)},
             "laser_gate": p.laser_gate,
+            # Crank-Nicolson damped start-up (solver.startup): steps still to damp, last gate seen
+            "startup": (
+                {"remaining": p.startup.remaining, "gate": p.startup.gate, "damped_steps": p.startup.damped_steps}
+                if getattr(p, "startup", None) is not None
+                else None
+            ),
             "light_refreshes": p.coagulation.light_refreshes if p.coagulation is not None else 0,
             "light_solves": p.laser.solves if p.laser is not None else 0,
             "arrays_bytes": len(data),
@@ -636,6 +642,10 @@ class Checkpointer:
         c.reached = dict(st["control"]["reached"])
         c.events = list(st["control"]["events"])
         p.laser_gate = st["laser_gate"]
+        if getattr(p, "startup", None) is not None and st.get("startup") is not None:
+            p.startup.remaining = st["startup"]["remaining"]
+            p.startup.gate = st["startup"]["gate"]
+            p.startup.damped_steps = st["startup"]["damped_steps"]
         # coagulation: operators from Omega and T; light from the damage at its last solve
         coag = p.coagulation
         if coag is not None:

@@ -72,7 +72,7 @@ def capture(monkeypatch):
 
 
 def run(out: Path, comm, capture, *, interrupt_at: int | None = None, resume: bool = False, monkeypatch=None,
-        degree: int = 1):
+        degree: int = 1, scheme: str = "backward_euler"):
     """run_case; returns (summary, final nodal state by key) or the RunInterrupted."""
     if interrupt_at is not None:
         monkeypatch.setenv(ck.TEST_SIGNAL_ENV, str(interrupt_at))
@@ -81,6 +81,7 @@ def run(out: Path, comm, capture, *, interrupt_at: int | None = None, resume: bo
     try:
         data = case_data()
         data["solver"]["element_degree"] = degree
+        data["time"]["scheme"] = scheme
         summary = simulation.run_case(parse_case(data), out, comm=comm, progress=False, resume=resume)
     except ck.RunInterrupted as stop:
         return stop, None
@@ -161,6 +162,24 @@ def test_resume_after_sigterm_equals_uninterrupted_run(shared_tmp, comm, capture
     assert resumed[0]["checkpoint"]["resumed_from"]["step"] == k
     assert_same_run(full, resumed, shared_tmp / "full", shared_tmp / "cut")
     assert not ck.checkpoint_folder(shared_tmp / "cut").exists()
+
+
+@pytest.mark.mpi
+def test_resume_inside_a_damped_crank_nicolson_start_up(shared_tmp, comm, capture, monkeypatch):
+    """Crank-Nicolson: the damped start-up after a safety-point pause (solver.startup) has
+    state (steps still to damp). A run cut in the middle of it resumes bitwise."""
+    full = run(shared_tmp / "full", comm, capture, monkeypatch=monkeypatch, scheme="crank_nicolson")
+    # the last laser switch: the run is cut after the first of its two damped steps, and no
+    # other switch follows that would restart the damping anyway
+    last = [e for e in full[0]["control"]["events"] if e["event"] in ("laser paused", "laser resumed")][-1]
+    k = int(round(last["time_s"] / DT_S)) + 1
+    assert 0 < k < N_STEPS and full[0]["damped_steps"] >= 4
+    stop, _ = run(shared_tmp / "cut", comm, capture, interrupt_at=k, monkeypatch=monkeypatch,
+                  scheme="crank_nicolson")
+    assert isinstance(stop, ck.RunInterrupted) and stop.written
+    resumed = run(shared_tmp / "cut", comm, capture, resume=True, monkeypatch=monkeypatch, scheme="crank_nicolson")
+    assert resumed[0]["damped_steps"] == full[0]["damped_steps"]
+    assert_same_run(full, resumed, shared_tmp / "full", shared_tmp / "cut")
 
 
 @pytest.mark.mpi
