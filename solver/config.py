@@ -618,7 +618,11 @@ class Light(_Model):
         10.0, gt=0.0, description="regions with mu_s' < ratio * mu_a are flagged: diffusion approximation poor"
     )
     kernel_emitters: int | None = Field(
-        None, ge=1, le=1000, description="kernel model: point emitters per tip (default from mu_eff and tip length)"
+        None,
+        ge=1,
+        le=200,
+        description="kernel model: point emitters per tip (default from mu_eff and tip length); at most 200: "
+        "each emitter is a term of one compiled form, and far more exhaust the form compiler's recursion",
     )
 
 

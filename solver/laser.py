@@ -290,17 +290,18 @@ class Laser:
         return vec
 
     # ------------------------------------------------------------------ time loop helpers
-    def combine(self, t: float, out_phi: fem.Function, out_heat: fem.Function) -> None:
-        """Fluence rate and laser heat at time t: sum_j P_j(t) (phi_j, Q_j)."""
+    def combine(self, t: float, out_phi: fem.Function, out_heat: fem.Function, gate: float = 1.0) -> None:
+        """Fluence rate and laser heat at time t: gate * sum_j P_j(t) (phi_j, Q_j); ``gate`` is 0
+        while the safety loop holds the laser off, so the outputs show the laser as delivered."""
         out_phi.x.array[:] = 0.0
         out_heat.x.array[:] = 0.0
         for em in self.emitters:
-            p = em.power(t)
+            p = gate * em.power(t)
             if p:
                 out_phi.x.array[:] += p * em.phi.x.array
                 out_heat.x.array[:] += p * em.heat.x.array
 
-    def point_values(self, t: float, located) -> tuple[np.ndarray, np.ndarray] | None:
+    def point_values(self, t: float, located, gate: float = 1.0) -> tuple[np.ndarray, np.ndarray] | None:
         """Kernel model: fluence rate (W/m2) and laser heat mu_a phi (W/m3) at ``located``
         points at time t from the closed form (not its interpolant in the heat space, which
         is 10 to 25 % off between nodes on a coarse mesh); mu_a is that of the cell holding
@@ -313,7 +314,7 @@ class Laser:
 
         phi = np.zeros(len(located.points))
         for em in self.emitters:
-            p = em.power(t)
+            p = gate * em.power(t)
             if p:
                 k = em.kernel
                 phi += p * kernel_fluence_numpy(located.points, k.emitters, k.optical, k.catheter_radius_m)

@@ -152,14 +152,14 @@ def _time_loop(case, problem: BioheatProblem, probes, probe_names, folder: Path,
 
     def record(t: float, probe_row: bool, field_frame: bool) -> None:
         if laser is not None and (probe_row or field_frame):
-            laser.combine(t, phi_out, heat_out)
+            laser.combine(t, phi_out, heat_out, problem.laser_gate)
         if probe_row:
             times.append(t)
             if probes is None:
                 rows.append(np.zeros(0))
             else:
                 cols = [evaluate(f, probes) for _, f in probe_fields]
-                exact = laser.point_values(t, probes) if laser is not None else None
+                exact = laser.point_values(t, probes, problem.laser_gate) if laser is not None else None
                 if exact is not None:  # kernel light: the closed form, not its interpolant
                     cols[1], cols[2] = exact
                 rows.append(np.stack(cols, axis=1).reshape(-1))  # per probe: T, then the others
