@@ -510,24 +510,7 @@ class BioheatProblem:
         return self.mesh.topology.index_map(self.mesh.topology.dim).size_global
 
 
-def coolant_boundaries(case: Case) -> list:
-    """The cooled catheter walls of cavity applicators as boundary conditions on '<name>'."""
-    out = []
-    for ap in case.applicator:
-        if ap.representation != "cavity":
-            continue
-        if ap.coolant_heat_transfer_W_per_m2K is None:
-            out.append(DirichletBC(type="dirichlet", surface=ap.name, temperature_C=ap.coolant_temperature_C))
-        else:
-            out.append(
-                RobinBC(
-                    type="robin",
-                    surface=ap.name,
-                    heat_transfer_coefficient_W_per_m2K=ap.coolant_heat_transfer_W_per_m2K,
-                    ambient_temperature_C=ap.coolant_temperature_C,
-                )
-            )
-    return out
+from .case_checks import coolant_boundaries  # noqa: E402,F401  (pure; re-exported here)
 
 
 def segment_quadrature(start, end, h: float, points_per_cell: int = 4):
