@@ -19,6 +19,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     field_validator,
     model_validator,
@@ -888,6 +889,8 @@ class Case(_Model):
 
     # Filled by load_case: where relative paths are resolved from.
     case_dir: str = Field(".", description="directory of the case file (set by the loader)")
+    # Filled by load_case for mesh files: warnings from the file's groups and extent.
+    _file_warnings: list[str] = PrivateAttr(default_factory=list)
 
     @model_validator(mode="after")
     def _cross_checks(self) -> "Case":
@@ -1002,7 +1005,7 @@ class Case(_Model):
         """Unusual but possible settings (plausibility ranges in solver/case_checks.py)."""
         from . import case_checks as cc
 
-        out = cc.plausibility(self)[1]
+        out = cc.plausibility(self)[1] + list(self._file_warnings)
         if not isinstance(self.geometry, (FileGeometry, SpineGeometry)):
             out += cc.inclusion_clipping(self.geometry)[1]
         return out
@@ -1162,6 +1165,11 @@ class Case(_Model):
     def resolved_dict(self) -> dict[str, Any]:
         """The case as run: all defaults filled in, tissues resolved per region."""
         d = self.model_dump(mode="json", exclude={"case_dir"}, exclude_none=True)
+        if isinstance(self.geometry, FileGeometry):
+            # absolute, so that the case.toml written next to the results re-runs from there
+            d["geometry"]["path"] = str(self.resolve_path(self.geometry.path).expanduser().resolve())
+        for ap in d.get("applicator", []):
+            ap.pop("schedule_csv", None)  # inlined as schedule by load_case
         d["tissues"] = {
             r.name: r.model_dump(mode="json", exclude={"name"}, exclude_none=True)
             for r in self.resolved_tissues().values()
@@ -1169,7 +1177,18 @@ class Case(_Model):
         return d
 
     def hash(self) -> str:
-        blob = json.dumps(self.resolved_dict(), sort_keys=True, separators=(",", ":"))
+        """sha256 of the resolved case and, for a mesh file, of the file's bytes (so that a
+        changed mesh changes the hash; its path does not)."""
+        d = self.resolved_dict()
+        if isinstance(self.geometry, FileGeometry):
+            path = Path(d["geometry"]["path"])
+            digest = hashlib.sha256()
+            if path.is_file():
+                with open(path, "rb") as fh:
+                    for chunk in iter(lambda: fh.read(1 << 20), b""):
+                        digest.update(chunk)
+            d["geometry"]["path"] = digest.hexdigest() if path.is_file() else "missing"
+        blob = json.dumps(d, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()
 
     def resolve_path(self, p: str) -> Path:
@@ -1300,7 +1319,16 @@ def load_case(path: str | Path) -> Case:
     except tomllib.TOMLDecodeError as err:
         raise CaseError(f"{path}: not valid TOML: {err}") from None
     _read_schedule_csvs(data, path)
-    return parse_case(data, source=str(path), case_dir=path.resolve().parent)
+    case = parse_case(data, source=str(path), case_dir=path.resolve().parent)
+    if isinstance(case.geometry, FileGeometry):
+        from .file_checks import file_problems
+
+        errors, warnings = file_problems(case)
+        if errors:
+            lines = [f"{path}: invalid case ({len(errors)} problem(s))"] + [f"  {e}" for e in errors]
+            raise CaseError("\n".join(lines))
+        case._file_warnings = list(warnings)
+    return case
 
 
 def _read_schedule_csvs(data: dict[str, Any], path: Path) -> None:
