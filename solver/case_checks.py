@@ -330,11 +330,13 @@ def schedule_problems(case) -> list[str]:
 # --------------------------------------------------------------------------- geometry
 
 
-def inclusion_clipping(geometry, samples: int = 48) -> tuple[list[str], list[str]]:
+def inclusion_clipping(geometry, samples: int = 96) -> tuple[list[str], list[str]]:
     """(refusals, warnings) for inclusions that stick out of a primitive geometry.
 
     The part outside is estimated by sampling the inclusion's bounding box on a regular
-    ``samples``^3 grid (cell-centred); more than 1 % outside is refused (the tumour that would
+    ``samples``^3 grid (cell-centred; the estimate is within about one grid layer over the
+    clipped cross-section, 0.3 percentage points for a ball cut 2 mm from its centre); more
+    than 1 % outside is refused (the tumour that would
     be meshed is not the one described), a smaller part is warned with its volume."""
     import numpy as np
 
@@ -355,8 +357,7 @@ def inclusion_clipping(geometry, samples: int = 48) -> tuple[list[str], list[str
             inside = np.ones(len(pts), dtype=bool)
         cell = math.prod(hi[k] - lo[k] for k in range(3)) / samples**3
         pts_in = pts[inside]
-        outside = np.array([not geometry.contains(tuple(p)) for p in pts_in], dtype=bool)
-        n_out = int(outside.sum())
+        n_out = int((~_contains(geometry, pts_in)).sum())
         if n_out == 0:
             continue
         frac = n_out / max(len(pts_in), 1)
@@ -370,6 +371,26 @@ def inclusion_clipping(geometry, samples: int = 48) -> tuple[list[str], list[str
         else:
             warnings.append(msg + "; that part is clipped")
     return errors, warnings
+
+
+def _contains(geometry, pts):
+    """Vectorised ``geometry.contains`` for primitives: boolean per row of ``pts`` (n, 3)."""
+    import numpy as np
+
+    kind = geometry.kind
+    if kind == "box":
+        return np.all((pts >= np.asarray(geometry.lower_m)) & (pts <= np.asarray(geometry.upper_m)), axis=1)
+    d = pts - np.asarray(geometry.center_m)
+    r = np.linalg.norm(d, axis=1)
+    if kind == "sphere":
+        return r <= geometry.radius_m
+    if kind == "shell":
+        return (r >= geometry.inner_radius_m) & (r <= geometry.outer_radius_m)
+    if kind == "cylinder":
+        along = d @ np.asarray(geometry.axis)
+        radial = np.sqrt(np.maximum(r**2 - along**2, 0.0))
+        return (np.abs(along) <= 0.5 * geometry.length_m) & (radial <= geometry.radius_m)
+    return np.array([geometry.contains(tuple(p)) for p in pts], dtype=bool)
 
 
 def points_in_cavities(case) -> list[str]:
