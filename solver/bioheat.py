@@ -143,21 +143,21 @@ class BioheatProblem:
     # ------------------------------------------------------------------ set-up
     def _check_mesh_names(self) -> None:
         regions, surfaces = self.bundle.regions, self.bundle.surfaces
+        problems = []
         for region in self.case.regions:
             if region not in regions:
-                raise CaseError(
+                problems.append(
                     f"regions.{region}: the mesh has no region '{region}'; it has {sorted(regions)}"
                 )
         for region in regions:
             if region not in self.case.regions:
-                raise CaseError(
+                problems.append(
                     f"regions: mesh region '{region}' has no tissue; add regions.{region} = '<tissue>'"
                 )
         from .case_checks import boundary_overlaps, boundary_tables
 
         tables = boundary_tables(self.case)
         interior = getattr(self.bundle, "interior_surfaces", set())
-        problems = []
         for label, bc in tables:
             for s in bc.surfaces():
                 if s not in surfaces:
