@@ -131,7 +131,7 @@ def plausibility(case) -> tuple[list[str], list[str]]:
                     )
                     break
             else:
-                if (key == "initial.temperature_C" or name == "arterial_temperature_C") and not (
+                if key == "initial.temperature_C" and not (
                     BODY_RANGE_C[0] <= nums[0] <= BODY_RANGE_C[1]
                 ):
                     warnings.append(
@@ -140,6 +140,13 @@ def plausibility(case) -> tuple[list[str], list[str]]:
                     )
         elif name == "power_W":
             _power(key, nums[0], errors, warnings)
+    for name, t in case.tissues.items():
+        Ta = t.arterial_temperature_C
+        if Ta is not None and not BODY_RANGE_C[0] <= Ta <= BODY_RANGE_C[1]:
+            warnings.append(
+                f"tissues.{name}.arterial_temperature_C = {Ta:g} C is outside {BODY_RANGE_C[0]:g} ... "
+                f"{BODY_RANGE_C[1]:g} C (body temperature is 37 C)"
+            )
     for kind in ("source", "applicator"):
         for i, s in enumerate(data.get(kind, [])):
             for j, (t, p) in enumerate(s.get("schedule") or []):
@@ -344,6 +351,9 @@ def inclusion_clipping(geometry, samples: int = 96) -> tuple[list[str], list[str
     warnings: list[str] = []
     for i, inc in enumerate(getattr(geometry, "inclusion", []) or []):
         lo, hi = inc.bounding_box()
+        corners = [(x, y, z) for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])]
+        if geometry.kind in ("box", "sphere", "cylinder") and all(geometry.contains(c) for c in corners):
+            continue  # convex geometry holding the inclusion's bounding box holds the inclusion
         axes = [lo[k] + (np.arange(samples) + 0.5) * (hi[k] - lo[k]) / samples for k in range(3)]
         X, Y, Z = np.meshgrid(*axes, indexing="ij")
         pts = np.stack([X.ravel(), Y.ravel(), Z.ravel()], axis=1)

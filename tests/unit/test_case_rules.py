@@ -89,6 +89,12 @@ def test_unusual_values_warned_not_refused(box):
     assert len(warnings) == 3
 
 
+def test_arterial_temperature_outside_body_range_warned(box):
+    box["tissues"] = {"muscle": {"arterial_temperature_C": 25.0}}
+    warnings = parse_case(box).warnings()
+    assert warnings == ["tissues.muscle.arterial_temperature_C = 25 C is outside 30 ... 42 C (body temperature is 37 C)"]
+
+
 def test_plausible_case_has_no_warnings(box):
     assert parse_case(box).warnings() == []
 
