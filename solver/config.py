@@ -1306,7 +1306,38 @@ def parse_case(data: dict[str, Any], source: str = "<case>", case_dir: str | Pat
     try:
         return Case.model_validate(data)
     except ValidationError as err:
-        raise CaseError(_format_errors(err, source, data)) from None
+        message = _format_errors(err, source, data)
+        more = _problems_without_unknown_keys(err, data, source)
+        if more:
+            lines = message.split("\n")[1:] + [m for m in more if m not in message]
+            message = "\n".join([f"{source}: invalid case ({len(lines)} problem(s))"] + lines)
+        raise CaseError(message) from None
+
+
+def _problems_without_unknown_keys(err: ValidationError, data: dict[str, Any], source: str) -> list[str]:
+    """When every error is an unknown key, the cross-key checks have not run: run them on the
+    case without those keys, so that one call reports every problem. Lines of those problems."""
+    import copy
+
+    errors = err.errors()
+    if not errors or any(e["type"] != "extra_forbidden" for e in errors):
+        return []
+    pruned = copy.deepcopy(data)
+    for e in errors:
+        node: Any = pruned
+        for part in e["loc"][:-1]:
+            if isinstance(node, dict) and part in node:
+                node = node[part]
+            elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+                node = node[part]
+            # discriminator tags in the location are not keys of the data
+        if isinstance(node, dict):
+            node.pop(e["loc"][-1], None)
+    try:
+        Case.model_validate(pruned)
+    except ValidationError as err2:
+        return _format_errors(err2, source, pruned).split("\n")[1:]
+    return []
 
 
 def load_case(path: str | Path) -> Case:

@@ -299,3 +299,11 @@ def test_resolved_case_with_schedule_csv_reparses(tmp_path):
     again = load_case(tmp_path / "out" / "case.toml")
     assert again.applicator[0].schedule == case.applicator[0].schedule
     assert again.hash() == case.hash()
+
+
+def test_unknown_key_and_cross_key_problems_in_one_report(box):
+    box["geometry"]["mesh_sise_m"] = 0.002
+    box["boundary"] = [{"surface": "outr", "type": "dirichlet", "temperature_C": 37.0}]
+    msg = refused(box, "geometry.mesh_sise_m = 0.002: unknown key (did you mean 'mesh_size_m'?)",
+                  "boundary[0].surface = 'outr': unknown surface (did you mean 'outer'?)")
+    assert problem_count(msg) == 2
