@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from solver import compat  # noqa: F401  - dolfinx_solver (PyPI wheel) before the DOLFINx bindings
@@ -21,7 +21,9 @@ class MeshBundle:
 
     ``regions`` maps a region name to its value in ``cell_tags``; ``surfaces`` maps a
     surface name to the list of ``facet_tags`` values it covers (an alias such as the
-    box's ``outer`` covers several). Interfaces between regions are not tagged.
+    box's ``outer`` covers several; a facet in two groups of a mesh file carries a tag
+    that both names list). Interfaces between regions are tagged only when a mesh file names
+    them; those surfaces are listed in ``interior_surfaces`` (integrate them with dS).
     """
 
     mesh: dolfinx.mesh.Mesh
@@ -32,6 +34,7 @@ class MeshBundle:
     source: str
     cache_path: Path | None = None  # the .msh file behind a primitive (None for files / no cache)
     from_cache: bool = False  # True when a primitive was read from the cache (no gmsh meshing)
+    interior_surfaces: set[str] = field(default_factory=set)  # surfaces with facets between two cells
 
     @property
     def comm(self) -> MPI.Comm:

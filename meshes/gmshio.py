@@ -112,13 +112,19 @@ def on_root(comm: MPI.Comm, fn: Callable[[], T], root: int = 0) -> T:
     return value
 
 
-def mesh_from_model(comm: MPI.Comm, root: int = 0):
+def mesh_from_model(comm: MPI.Comm, root: int = 0, shared_facets: bool = False):
     """Collective: DOLFINx mesh and tags from the current gmsh model (present on ``root`` only).
 
     Returns ``(mesh, cell_tags, facet_tags)``; ``facet_tags`` is empty (not None) if the model has
-    no physical surfaces.
+    no physical surfaces. ``shared_facets``: ghost the cells across process boundaries so
+    that interior-facet integrals (dS) see both cells of every facet.
     """
-    data = dgmsh.model_to_mesh(gmsh.model if comm.rank == root else None, comm, rank=root, gdim=3)
+    partitioner = None
+    if shared_facets:
+        partitioner = dolfinx.mesh.create_cell_partitioner(dolfinx.mesh.GhostMode.shared_facet, 2)
+    data = dgmsh.model_to_mesh(
+        gmsh.model if comm.rank == root else None, comm, rank=root, gdim=3, partitioner=partitioner
+    )
     mesh = data.mesh
     tdim = mesh.topology.dim
     cell_tags = data.cell_tags if data.cell_tags is not None else empty_meshtags(mesh, tdim)

@@ -21,6 +21,7 @@ from solver.config import FileGeometry
 from . import cache as _cache
 from .bundle import MeshBundle
 from .cavities import CatheterCavity, validate_cavities
+from .file_groups import interior_surface_tags, split_shared_surfaces
 from .gmshio import GmshSession, mesh_from_model, on_root, physical_groups, scale_geometry
 from .primitives import build_model, expected_physical_groups, primitive_tags
 
@@ -329,11 +330,17 @@ def load_file(geometry: FileGeometry, comm: MPI.Comm = MPI.COMM_WORLD, case_dir:
             gmsh.model.mesh.renumberNodes()
         else:
             _meshio_to_gmsh_model(geometry, path)
-        return _check_msh_model(geometry, path)
+        regions, surfaces = _check_msh_model(geometry, path)
+        # a facet in several surface groups is counted in every one of them
+        surfaces = split_shared_surfaces(surfaces)
+        interior_tags = interior_surface_tags()
+        interior = sorted(n for n, tags in surfaces.items() if set(tags) & interior_tags)
+        return regions, surfaces, interior
 
     try:
-        regions, surfaces = on_root(comm, prepare)
-        mesh, cell_tags, facet_tags = mesh_from_model(comm)
+        regions, surfaces, interior = on_root(comm, prepare)
+        # Integrals over interior facets need both cells of every facet on its owning rank.
+        mesh, cell_tags, facet_tags = mesh_from_model(comm, shared_facets=bool(interior))
     finally:
         if session is not None:
             session.__exit__(None, None, None)  # no-op unless prepare() opened it
@@ -346,4 +353,5 @@ def load_file(geometry: FileGeometry, comm: MPI.Comm = MPI.COMM_WORLD, case_dir:
         regions=regions,
         surfaces=surfaces,
         source=f"file {os.fspath(path)}{scale_note}",
+        interior_surfaces=set(interior),
     )

@@ -145,23 +145,36 @@ class BioheatProblem:
     # ------------------------------------------------------------------ set-up
     def _check_mesh_names(self) -> None:
         regions, surfaces = self.bundle.regions, self.bundle.surfaces
+        problems = []
         for region in self.case.regions:
             if region not in regions:
-                raise CaseError(
+                problems.append(
                     f"regions.{region}: the mesh has no region '{region}'; it has {sorted(regions)}"
                 )
         for region in regions:
             if region not in self.case.regions:
-                raise CaseError(
+                problems.append(
                     f"regions: mesh region '{region}' has no tissue; add regions.{region} = '<tissue>'"
                 )
-        for i, bc in enumerate(self.boundaries):
+        from .case_checks import boundary_overlaps, boundary_tables
+
+        tables = boundary_tables(self.case)
+        interior = getattr(self.bundle, "interior_surfaces", set())
+        for label, bc in tables:
             for s in bc.surfaces():
                 if s not in surfaces:
-                    raise CaseError(
-                        f"boundary[{i}].surface = '{s}': the mesh has no such surface; it has "
-                        f"{sorted(surfaces)}"
+                    problems.append(
+                        f"{label}.surface = '{s}': the mesh has no such surface; it has {sorted(surfaces)}"
                     )
+                elif s in interior and isinstance(bc, RobinBC):
+                    problems.append(
+                        f"{label}.surface = '{s}': a robin condition on a surface between two regions "
+                        "(interior facets) has no outside to exchange heat with; use a neumann heat flux"
+                    )
+        if not problems:
+            problems = boundary_overlaps(tables, surfaces)
+        if problems:
+            raise CaseError("\n".join(problems))
         for i, src in enumerate(self.case.source):
             if isinstance(src, UniformSource) and src.region not in regions:
                 raise CaseError(f"source[{i}].region = '{src.region}': no such region in the mesh")
@@ -204,12 +217,42 @@ class BioheatProblem:
     def _measures(self) -> None:
         self.dx = ufl.Measure("dx", domain=self.mesh, subdomain_data=self.bundle.cell_tags)
         self.ds = ufl.Measure("ds", domain=self.mesh, subdomain_data=self.bundle.facet_tags)
+        self.dS = ufl.Measure("dS", domain=self.mesh, subdomain_data=self.bundle.facet_tags)
 
     def _ds(self, surface_names: list[str]):
         tags = []
         for s in surface_names:
             tags.extend(self.bundle.surfaces[s])
         return self.ds(tuple(sorted(set(tags))))
+
+    def _dS(self, surface_names: list[str]):
+        """Interior-facet measure over the named surfaces' facets between two cells, or None."""
+        interior = getattr(self.bundle, "interior_surfaces", set())
+        names = [s for s in surface_names if s in interior]
+        if not names:
+            return None
+        tags = sorted({t for s in names for t in self.bundle.surfaces[s]})
+        return self.dS(tuple(tags))
+
+    def boundary_report(self) -> list[dict]:
+        """Per boundary condition: label, type, surfaces, area (m2, exterior plus interior
+        facets) and for a heat flux the power it puts in (W). Collective."""
+        from .case_checks import boundary_tables
+
+        one = fem.Constant(self.mesh, PETSc.ScalarType(1.0))
+        out = []
+        for label, bc in boundary_tables(self.case):
+            form = one * self._ds(bc.surfaces())
+            inner = self._dS(bc.surfaces())
+            if inner is not None:
+                form += one("+") * inner
+            area = self.comm.allreduce(float(fem.assemble_scalar(fem.form(form))), op=MPI.SUM)
+            entry = {"table": label, "type": bc.type, "surfaces": bc.surfaces(), "area_m2": area,
+                     "interior": inner is not None}
+            if isinstance(bc, NeumannBC):
+                entry["power_W"] = bc.heat_flux_W_per_m2 * area
+            out.append(entry)
+        return out
 
     def _boundary_conditions(self) -> None:
         fdim = self.mesh.topology.dim - 1
@@ -250,6 +293,10 @@ class BioheatProblem:
             const += h * bc.ambient_temperature_C * v * self._ds(bc.surfaces())
         for bc in self.neumann:
             const += bc.heat_flux_W_per_m2 * v * self._ds(bc.surfaces())
+            inner = self._dS(bc.surfaces())
+            if inner is not None:
+                # a flux on an interface between regions deposits q per unit area once
+                const += bc.heat_flux_W_per_m2 * ufl.avg(v) * inner
         if self.steady:
             a = stiff
             b = None
@@ -566,24 +613,7 @@ class BioheatProblem:
         return self.mesh.topology.index_map(self.mesh.topology.dim).size_global
 
 
-def coolant_boundaries(case: Case) -> list:
-    """The cooled catheter walls of cavity applicators as boundary conditions on '<name>'."""
-    out = []
-    for ap in case.applicator:
-        if ap.representation != "cavity":
-            continue
-        if ap.coolant_heat_transfer_W_per_m2K is None:
-            out.append(DirichletBC(type="dirichlet", surface=ap.name, temperature_C=ap.coolant_temperature_C))
-        else:
-            out.append(
-                RobinBC(
-                    type="robin",
-                    surface=ap.name,
-                    heat_transfer_coefficient_W_per_m2K=ap.coolant_heat_transfer_W_per_m2K,
-                    ambient_temperature_C=ap.coolant_temperature_C,
-                )
-            )
-    return out
+from .case_checks import coolant_boundaries  # noqa: E402,F401  (pure; re-exported here)
 
 
 def segment_quadrature(start, end, h: float, points_per_cell: int = 4):

@@ -40,6 +40,8 @@ def cmd_validate(args) -> int:
         f"{len(case.regions)} region(s), {len(case.source)} source(s), {len(case.probe)} probe(s), "
         f"{case.time.mode}); hash {case.hash()[:12]}"
     )
+    for w in case.warnings():
+        _say(f"warning: {w}")
     return 0
 
 
@@ -71,6 +73,8 @@ def cmd_run(args) -> int:
     from .config import load_case
 
     case = load_case(args.case, args.set)  # before anything expensive
+    for w in case.warnings():
+        _say(f"warning: {w}", err=True)
     from .output import check_output_dir
 
     if _rank() == 0:
@@ -84,8 +88,15 @@ def cmd_run(args) -> int:
         f"max temperature {summary['max_temperature_C']:.2f} C at "
         f"{[round(c, 5) for c in summary['max_temperature_location_m']]} m, t = {summary['max_temperature_time_s']:g} s"
     )
+    where = {p["name"]: p["region"] for p in summary.get("probes", [])}
     for name, value in summary["final_probe_temperatures_C"].items():
-        _say(f"  probe {name}: {value:.3f} C")
+        _say(f"  probe {name} (in {where.get(name) or '?'}): {value:.3f} C")
+    for b in summary.get("boundaries", []):
+        if "power_W" in b:
+            side = ", interior facets" if b["interior"] else ""
+            _say(f"  {b['table']}: heat flux on {b['surfaces']}: {b['power_W']:.4g} W over {b['area_m2']:.4g} m2{side}")
+    for w in summary.get("warnings", []):
+        _say(f"  warning: {w}")
     if "manufactured" in summary:
         _say(f"  L2 error against '{summary['manufactured']['solution']}': {summary['manufactured']['l2_error_K_m1.5']:.3e}")
     if "safety" in summary:

@@ -19,6 +19,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     field_validator,
     model_validator,
@@ -954,6 +955,8 @@ class Case(_Model):
 
     # Filled by load_case: where relative paths are resolved from.
     case_dir: str = Field(".", description="directory of the case file (set by the loader)")
+    # Filled by load_case for mesh files: warnings from the file's groups and extent.
+    _file_warnings: list[str] = PrivateAttr(default_factory=list)
 
     @model_validator(mode="before")
     @classmethod
@@ -1031,18 +1034,23 @@ class Case(_Model):
 
     @model_validator(mode="after")
     def _cross_checks(self) -> "Case":
+        """Every cross-key problem of the case, all reported at once (one per line)."""
+        from . import case_checks as cc
+
+        problems: list[str] = []
         lib = tissue_library.library()
         known_tissues = set(lib) | set(self.tissues)
         for region, tissue in self.regions.items():
             if tissue not in known_tissues:
-                raise ValueError(
-                    f"regions.{region} = '{tissue}': unknown tissue; allowed: "
-                    f"{sorted(known_tissues)}"
+                problems.append(
+                    f"regions.{region} = '{tissue}': unknown tissue{cc.did_you_mean(tissue, known_tissues)}; "
+                    f"allowed: {sorted(known_tissues)} or a new [tissues.{tissue}] table"
                 )
         for name, t in self.tissues.items():
             if t.base is not None and t.base not in lib:
-                raise ValueError(
-                    f"tissues.{name}.base = '{t.base}': unknown library tissue; allowed: {sorted(lib)}"
+                problems.append(
+                    f"tissues.{name}.base = '{t.base}': unknown library tissue{cc.did_you_mean(t.base, lib)}; "
+                    f"allowed: {sorted(lib)}"
                 )
             if name not in lib and t.base is None:
                 missing = [
@@ -1051,7 +1059,7 @@ class Case(_Model):
                     if getattr(t, k) is None
                 ]
                 if missing:
-                    raise ValueError(
+                    problems.append(
                         f"tissues.{name}: a new tissue needs {missing} (or base = '<library tissue>')"
                     )
         geom = self.geometry
@@ -1059,14 +1067,15 @@ class Case(_Model):
             have = geom.region_names()
             for region in have:
                 if region not in self.regions:
-                    raise ValueError(
+                    problems.append(
                         f"regions: geometry region '{region}' has no tissue; add "
                         f"regions.{region} = '<tissue>' (regions of this geometry: {have})"
                     )
             for region in self.regions:
                 if region not in have:
-                    raise ValueError(
-                        f"regions.{region}: the geometry has no region '{region}'; it has {have}"
+                    problems.append(
+                        f"regions.{region}: the geometry has no region '{region}'{cc.did_you_mean(region, have)}; "
+                        f"it has {have}"
                     )
             surfaces = geom.surface_names()
             for ap in self.applicator:
@@ -1075,21 +1084,23 @@ class Case(_Model):
             for i, bc in enumerate(self.boundary):
                 for s in bc.surfaces():
                     if s not in surfaces:
-                        raise ValueError(
-                            f"boundary[{i}].surface = '{s}': unknown surface; allowed: {surfaces}"
+                        problems.append(
+                            f"boundary[{i}].surface = '{s}': unknown surface{cc.did_you_mean(s, surfaces)}; "
+                            f"allowed: {surfaces}"
                         )
             for i, src in enumerate(self.source):
                 if isinstance(src, UniformSource) and src.region not in have:
-                    raise ValueError(
-                        f"source[{i}].region = '{src.region}': unknown region; allowed: {have}"
+                    problems.append(
+                        f"source[{i}].region = '{src.region}': unknown region{cc.did_you_mean(src.region, have)}; "
+                        f"allowed: {have}"
                     )
         names = set()
         for i, p in enumerate(self.probe):
             if p.name in names:
-                raise ValueError(f"probe[{i}].name = '{p.name}' is used twice")
+                problems.append(f"probe[{i}].name = '{p.name}' is used twice")
             names.add(p.name)
             if not geom.contains(p.position_m, tol=1e-12):
-                raise ValueError(
+                problems.append(
                     f"probe[{i}].position_m = {list(p.position_m)} ('{p.name}') lies outside the "
                     f"{geom.kind} geometry; allowed: inside the {geom.describe()}"
                 )
@@ -1101,23 +1112,37 @@ class Case(_Model):
                 pts = [("start_m", src.start_m), ("end_m", src.end_m)]
             for key, p in pts:
                 if not geom.contains(p, tol=1e-12):
-                    raise ValueError(
+                    problems.append(
                         f"source[{i}].{key} = {list(p)} lies outside the {geom.kind} geometry; "
                         f"allowed: inside the {geom.describe()}"
                     )
-        self._check_applicators()
-        self._check_damage()
+        self._check_applicators(problems)
+        self._check_damage(problems)
         if self.coagulation.enabled and self.time.mode == "steady":
-            raise ValueError("coagulation.enabled = true needs time.mode = 'transient' (damage accumulates in time)")
-        self._check_steady_heat_sink()
+            problems.append("coagulation.enabled = true needs time.mode = 'transient' (damage accumulates in time)")
+        try:
+            self._check_steady_heat_sink()
+        except ValueError as err:
+            problems.append(str(err))
         if self.manufactured is not None:
             from .analytic import MANUFACTURED
 
             if self.manufactured.solution not in MANUFACTURED:
-                raise ValueError(
+                problems.append(
                     f"manufactured.solution = '{self.manufactured.solution}': unknown; "
                     f"allowed: {sorted(MANUFACTURED)}"
                 )
+        parts = cc.primitive_surface_parts(self)
+        if parts is not None:
+            problems += cc.boundary_overlaps(cc.boundary_tables(self), parts)
+        problems += cc.schedule_problems(self)
+        problems += cc.points_in_cavities(self)
+        if not isinstance(geom, (FileGeometry, SpineGeometry)):
+            problems += cc.inclusion_clipping(geom)[0]
+        problems += cc.plausibility(self)[0]
+        if problems:
+            # one problem per line; _format_errors splits them
+            raise ValueError("\n".join(dict.fromkeys(problems)))
         return self
 
     def _check_steady_heat_sink(self) -> None:
@@ -1144,14 +1169,23 @@ class Case(_Model):
             "time.mode = 'transient'"
         )
 
-    def _check_applicators(self) -> None:
+    def warnings(self) -> list[str]:
+        """Unusual but possible settings (plausibility ranges in solver/case_checks.py)."""
+        from . import case_checks as cc
+
+        out = cc.plausibility(self)[1] + list(self._file_warnings)
+        if not isinstance(self.geometry, (FileGeometry, SpineGeometry)):
+            out += cc.inclusion_clipping(self.geometry)[1]
+        return out
+
+    def _check_applicators(self, problems: list[str]) -> None:
         from .optics import OPTICAL_TABLE, OPTICAL_ALIASES
 
         geom = self.geometry
         names = set()
         for i, ap in enumerate(self.applicator):
             if ap.name in names:
-                raise ValueError(f"applicator[{i}].name = '{ap.name}' is used twice")
+                problems.append(f"applicator[{i}].name = '{ap.name}' is used twice")
             names.add(ap.name)
             for j, (_, centre) in enumerate(ap.positions()):
                 for end_name, p in zip(("proximal", "distal"), ap.tip_segment(centre)):
@@ -1162,7 +1196,7 @@ class Case(_Model):
                             where = f"tip_center_m = {list(ap.tip_center_m)}"
                         else:
                             where = f"tip_end_m = {list(ap.tip_end_m)}"
-                        raise ValueError(
+                        problems.append(
                             f"applicator[{i}].{where}: the {end_name} end of the "
                             f"{ap.tip_length_m * 1e3:g} mm diffusing tip, {[round(c, 6) for c in p]} m, "
                             f"lies outside the {geom.kind} geometry"
@@ -1178,9 +1212,9 @@ class Case(_Model):
                     try:
                         check_track(geom, entry, end, ap.catheter_radius_m, ap.tip_length_m)
                     except ValueError as err:
-                        raise ValueError(f"applicator[{i}] ('{ap.name}'), position {j}: {err}") from None
+                        problems.append(f"applicator[{i}] ('{ap.name}'), position {j}: {err}")
             if ap.representation == "cavity" and isinstance(geom, FileGeometry):
-                raise ValueError(
+                problems.append(
                     f"applicator[{i}].representation = 'cavity' needs a primitive geometry "
                     "(box, sphere, shell, cylinder); use 'line' with a mesh file"
                 )
@@ -1189,6 +1223,7 @@ class Case(_Model):
         nm = self.light.wavelength_nm
         table = OPTICAL_TABLE[nm]
         lib_names = set(tissue_library.library())
+        no_optics: dict[str, list[str]] = {}
         for region, tname in self.regions.items():
             override = self.tissues.get(tname)
             explicit = override is not None and override.absorption_per_m is not None and (
@@ -1197,35 +1232,37 @@ class Case(_Model):
             candidates = [tname] + ([override.base] if override is not None and override.base else [])
             in_table = any(OPTICAL_ALIASES.get(c, c) in table for c in candidates)
             if not (explicit or in_table):
-                raise ValueError(
-                    f"tissues.{tname}: no optical data at {nm} nm for region '{region}'; give "
-                    f"absorption_per_m and reduced_scattering_per_m (the table has "
-                    f"{sorted(table)} and aliases {sorted(OPTICAL_ALIASES)})"
-                )
+                no_optics.setdefault(tname, []).append(region)
             if override is not None and (override.absorption_per_m is None) != (
                 override.reduced_scattering_per_m is None
             ) and not in_table:
-                raise ValueError(f"tissues.{tname}: give both absorption_per_m and reduced_scattering_per_m")
+                problems.append(f"tissues.{tname}: give both absorption_per_m and reduced_scattering_per_m")
+        for tname, regions in no_optics.items():
+            problems.append(
+                f"tissues.{tname}: no optical data at {nm} nm for region(s) {regions}; give "
+                f"absorption_per_m and reduced_scattering_per_m (the table has "
+                f"{sorted(table)} and aliases {sorted(OPTICAL_ALIASES)})"
+            )
         del lib_names
 
-    def _check_damage(self) -> None:
+    def _check_damage(self, problems: list[str]) -> None:
         have = list(self.regions)
         for key in ("tumour_regions", "critical_regions"):
             for j, r in enumerate(getattr(self.damage, key) or []):
                 if r not in have:
-                    raise ValueError(f"damage.{key}[{j}] = '{r}': no such region; allowed: {have}")
+                    problems.append(f"damage.{key}[{j}] = '{r}': no such region; allowed: {have}")
         names = {p.name for p in self.probe}
         for i, m in enumerate(self.monitor):
             if m.name in names:
-                raise ValueError(f"monitor[{i}].name = '{m.name}' is also a probe name")
+                problems.append(f"monitor[{i}].name = '{m.name}' is also a probe name")
             names.add(m.name)
             if not self.geometry.contains(m.position_m, tol=1e-12):
-                raise ValueError(
+                problems.append(
                     f"monitor[{i}].position_m = {list(m.position_m)} ('{m.name}') lies outside the "
                     f"{self.geometry.kind} geometry"
                 )
         if self.monitor and self.time.mode == "steady":
-            raise ValueError("monitor points need time.mode = 'transient'")
+            problems.append("monitor points need time.mode = 'transient'")
 
     def tumour_regions(self) -> list[str]:
         if self.damage.tumour_regions is not None:
@@ -1299,6 +1336,11 @@ class Case(_Model):
     def resolved_dict(self) -> dict[str, Any]:
         """The case as run: all defaults filled in, tissues resolved per region."""
         d = self.model_dump(mode="json", exclude={"case_dir"}, exclude_none=True)
+        if isinstance(self.geometry, FileGeometry):
+            # absolute, so that the case.toml written next to the results re-runs from there
+            d["geometry"]["path"] = str(self.resolve_path(self.geometry.path).expanduser().resolve())
+        for ap in d.get("applicator", []):
+            ap.pop("schedule_csv", None)  # inlined as schedule by load_case
         d["tissues"] = {
             r.name: r.model_dump(mode="json", exclude={"name"}, exclude_none=True)
             for r in self.resolved_tissues().values()
@@ -1306,7 +1348,18 @@ class Case(_Model):
         return d
 
     def hash(self) -> str:
-        blob = json.dumps(self.resolved_dict(), sort_keys=True, separators=(",", ":"))
+        """sha256 of the resolved case and, for a mesh file, of the file's bytes (so that a
+        changed mesh changes the hash; its path does not)."""
+        d = self.resolved_dict()
+        if isinstance(self.geometry, FileGeometry):
+            path = Path(d["geometry"]["path"])
+            digest = hashlib.sha256()
+            if path.is_file():
+                with open(path, "rb") as fh:
+                    for chunk in iter(lambda: fh.read(1 << 20), b""):
+                        digest.update(chunk)
+            d["geometry"]["path"] = digest.hexdigest() if path.is_file() else "missing"
+        blob = json.dumps(d, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()
 
     def resolve_path(self, p: str) -> Path:
@@ -1322,35 +1375,100 @@ class Case(_Model):
 _RELATIVE_KEY = re.compile(r"^[A-Za-z_]\w*(\[\d+\])*(\.[A-Za-z_]\w*(\[\d+\])*)* = ")
 
 
-def _format_errors(err: ValidationError, source: str) -> str:
-    lines = [f"{source}: invalid case ({err.error_count()} problem(s))"]
+_TAGS = ("dirichlet", "neumann", "robin", "uniform", "point", "segment", "box", "sphere", "shell", "cylinder", "file", "spine")
+
+
+_UNION_TAGS = {
+    "geometry": ["box", "sphere", "shell", "cylinder", "file", "spine"],
+    "boundary": ["dirichlet", "neumann", "robin"],
+    "source": ["uniform", "point", "segment"],
+}
+
+
+def _model_keys(loc: tuple, data: Any) -> list[str]:
+    """The keys allowed in the table at ``loc`` (the error's location minus its last part)."""
+    import typing
+
+    model: Any = Case
+    node = data
+    skip_dict_key = False
+    for part in loc:
+        if skip_dict_key:
+            skip_dict_key = False
+            node = node.get(part) if isinstance(node, dict) else None
+            continue
+        if isinstance(part, int):
+            node = node[part] if isinstance(node, list) and part < len(node) else None
+            continue
+        if isinstance(model, list):  # union: pick the member whose tag is ``part``
+            for m in model:
+                tag = m.model_fields.get("kind") or m.model_fields.get("type")
+                if tag is not None and part in typing.get_args(tag.annotation):
+                    model = m
+                    break
+            else:
+                return []
+            continue
+        field = model.model_fields.get(part) if isinstance(model, type) else None
+        if field is None:
+            return []
+        node = node.get(part) if isinstance(node, dict) else None
+        subs = _submodels(field.annotation)
+        if not subs:
+            return []
+        if typing.get_origin(field.annotation) is dict:
+            skip_dict_key = True
+        model = subs[0] if len(subs) == 1 else subs
+    if isinstance(model, type):
+        return [k for k in model.model_fields if k != "case_dir"]
+    return []
+
+
+def _format_errors(err: ValidationError, source: str, data: Any = None) -> str:
+    lines: list[str] = []
     for e in err.errors():
         loc = ""
         for part in e["loc"]:
             if isinstance(part, int):
                 loc += f"[{part}]"
-            elif part in ("dirichlet", "neumann", "robin", "uniform", "point", "segment") or part in (
-                "box",
-                "sphere",
-                "shell",
-                "cylinder",
-                "file",
-            ):
+            elif part in _TAGS:
                 continue  # discriminator tags add nothing for the reader
             else:
                 loc += ("." if loc else "") + str(part)
         msg = e["msg"].removeprefix("Value error, ")
         value = e.get("input")
         if e["type"] == "extra_forbidden":
-            msg = "unknown key (check spelling and units in the key name; `bioheat schema` lists keys)"
-        if loc and _RELATIVE_KEY.match(msg):
+            allowed = _model_keys(tuple(e["loc"][:-1]), data)
+            from .case_checks import did_you_mean
+
+            hint = did_you_mean(e["loc"][-1], allowed)
+            msg = f"unknown key{hint} (check spelling and units in the key name; `bioheat schema` lists keys)"
+        if e["type"] in ("union_tag_not_found", "union_tag_invalid"):
+            key = str(e.get("ctx", {}).get("discriminator", "type")).strip("'")
+            tags = [t.strip(" '") for t in str(e.get("ctx", {}).get("expected_tags", "")).split(",") if t.strip()]
+            if not tags:
+                tags = _UNION_TAGS.get(str(e["loc"][0]) if e["loc"] else "", [])
+            if e["type"] == "union_tag_not_found":
+                lines.append(f"  {loc or '<case>'}: missing key '{key}'; allowed: {', '.join(repr(t) for t in tags)}")
+            else:
+                from .case_checks import did_you_mean
+
+                tag = e.get("ctx", {}).get("tag")
+                lines.append(
+                    f"  {loc or '<case>'}.{key} = '{tag}': unknown{did_you_mean(tag, tags)}; "
+                    f"allowed: {', '.join(repr(t) for t in tags)}"
+                )
+            continue
+        if "\n" in msg and not loc:
+            lines.extend(f"  {m}" for m in msg.split("\n"))
+        elif loc and _RELATIVE_KEY.match(msg):
             # e.g. loc 'geometry' + 'upper_m = [...] must exceed ...' -> 'geometry.upper_m = ...'
             lines.append(f"  {loc}.{msg}")
         elif isinstance(value, dict) or e["type"] in ("missing",):
             lines.append(f"  {loc}: {msg}" if loc else f"  {msg}")
         else:
             lines.append(f"  {loc or '<case>'} = {value!r}: {msg}")
-    return "\n".join(lines)
+    return "\n".join([f"{source}: invalid case ({len(lines)} problem(s))"] + lines)
 
 
 def parse_case(data: dict[str, Any], source: str = "<case>", case_dir: str | Path = ".") -> Case:
@@ -1359,7 +1477,38 @@ def parse_case(data: dict[str, Any], source: str = "<case>", case_dir: str | Pat
     try:
         return Case.model_validate(data)
     except ValidationError as err:
-        raise CaseError(_format_errors(err, source)) from None
+        message = _format_errors(err, source, data)
+        more = _problems_without_unknown_keys(err, data, source)
+        if more:
+            lines = message.split("\n")[1:] + [m for m in more if m not in message]
+            message = "\n".join([f"{source}: invalid case ({len(lines)} problem(s))"] + lines)
+        raise CaseError(message) from None
+
+
+def _problems_without_unknown_keys(err: ValidationError, data: dict[str, Any], source: str) -> list[str]:
+    """When every error is an unknown key, the cross-key checks have not run: run them on the
+    case without those keys, so that one call reports every problem. Lines of those problems."""
+    import copy
+
+    errors = err.errors()
+    if not errors or any(e["type"] != "extra_forbidden" for e in errors):
+        return []
+    pruned = copy.deepcopy(data)
+    for e in errors:
+        node: Any = pruned
+        for part in e["loc"][:-1]:
+            if isinstance(node, dict) and part in node:
+                node = node[part]
+            elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+                node = node[part]
+            # discriminator tags in the location are not keys of the data
+        if isinstance(node, dict):
+            node.pop(e["loc"][-1], None)
+    try:
+        Case.model_validate(pruned)
+    except ValidationError as err2:
+        return _format_errors(err2, source, pruned).split("\n")[1:]
+    return []
 
 
 def load_case(path: str | Path, overrides: list[str] | None = None) -> Case:
@@ -1379,7 +1528,16 @@ def load_case(path: str | Path, overrides: list[str] | None = None) -> Case:
     except OverrideError as err:
         raise CaseError(f"{path}: {err}") from None
     _read_schedule_csvs(data, path)
-    return parse_case(data, source=str(path), case_dir=path.resolve().parent)
+    case = parse_case(data, source=str(path), case_dir=path.resolve().parent)
+    if isinstance(case.geometry, FileGeometry):
+        from .file_checks import file_problems
+
+        errors, warnings = file_problems(case)
+        if errors:
+            lines = [f"{path}: invalid case ({len(errors)} problem(s))"] + [f"  {e}" for e in errors]
+            raise CaseError("\n".join(lines))
+        case._file_warnings = list(warnings)
+    return case
 
 
 def _read_schedule_csvs(data: dict[str, Any], path: Path) -> None:

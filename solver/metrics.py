@@ -168,6 +168,7 @@ def compute(problem, critical: CriticalTracker | None, region_nodes: RegionNodes
     dose = problem.dose
     cfg = case.damage
     crit = {}
+    t_end = case.time.num_steps * case.time.dt_s
     for r in case.critical_regions():
         idx = region_nodes.nodes[r]
         if critical is not None:
@@ -197,6 +198,8 @@ def compute(problem, critical: CriticalTracker | None, region_nodes: RegionNodes
             "margin_m": margin,
             "ablated_volume_m3": region_ablated[r],
         }
+        # still rising at the end: the maximum came at the last step, so it is a lower bound
+        entry["still_heating_at_end"] = bool(peak_t is not None and peak_t >= t_end - 0.5 * case.time.dt_s)
         entry["safe"] = bool(
             entry["max_temperature_C"] < cfg.max_temperature_C and entry["max_cem43_min"] < cfg.max_cem43_min
         )
@@ -217,9 +220,16 @@ def compute(problem, critical: CriticalTracker | None, region_nodes: RegionNodes
             f"{e['max_cem43_min']:.3g} < {cfg.max_cem43_min:g} CEM43 min"
             for r, e in crit.items()
         )
+    rising = [r for r, e in crit.items() if e["still_heating_at_end"]]
+    if rising:
+        verdict += (
+            f" [LOWER BOUND: {', '.join(rising)} still heating at the end (t = {t_end:g} s); "
+            "simulate a longer cooling period]"
+        )
     out["safety"] = {
         "limits": {"max_temperature_C": cfg.max_temperature_C, "max_cem43_min": cfg.max_cem43_min},
         "verdict": verdict,
         "pass": bool(crit) and not failing,
+        "lower_bound": bool(rising),
     }
     return out

@@ -218,9 +218,10 @@ def _probes(plt, folder: Path, summary: dict, path: Path) -> Path | None:
         return None
     fig, ax = plt.subplots(figsize=(9, 5), constrained_layout=True)
     t = rows[:, 0]
+    where = {p["name"]: p.get("region") for p in summary.get("probes", [])}
     for j, name in enumerate(header[1:], start=1):
         if "." not in name:
-            ax.plot(t, rows[:, j], label=name)
+            ax.plot(t, rows[:, j], label=f"{name} (in {where[name]})" if where.get(name) else name)
     limits = summary.get("safety", {}).get("limits", {})
     if limits:
         ax.axhline(limits["max_temperature_C"], color="red", ls="--", lw=1, label="critical limit")
@@ -302,6 +303,12 @@ def _markdown(summary: dict, path: Path, figures: list[str]) -> Path:
             lines.append(f"- t = {ev['time_s']:g} s: {ev['event']} ({ev['monitor']}: {ev['temperature_C']:.2f} C)")
         lines.append("")
     lines += [f"Maximum temperature {summary['max_temperature_C']:.2f} C at t = {summary['max_temperature_time_s']:g} s", ""]
+    if summary.get("probes"):
+        lines += ["| probe / monitor | position (m) | region |", "|---|---|---|"]
+        lines += [f"| {p['name']} | {p['position_m']} | {p['region']} |" for p in summary["probes"]]
+        lines.append("")
+    if summary.get("warnings"):
+        lines += ["**Warnings:**", ""] + [f"- {w}" for w in summary["warnings"]] + [""]
     lines += [f"![{f}]({f})" for f in figures if f.endswith(".png")]
     path.write_text("\n".join(lines) + "\n")
     return path

@@ -56,8 +56,11 @@ def locate_probes(problem: BioheatProblem):
     try:
         return locate(problem.mesh, [p for _, _, p in pts])
     except PointOutsideMesh as err:
-        key, name, pos = pts[err.indices[0]]
-        raise CaseError(f"{key}.position_m = {list(pos)} ('{name}') lies outside the mesh") from None
+        problems = []
+        for i in err.indices:
+            key, name, pos = pts[i]
+            problems.append(f"{key}.position_m = {list(pos)} ('{name}') lies outside the mesh")
+        raise CaseError("\n".join(problems)) from None
 
 
 def output_steps(case: Case) -> tuple[int, int]:
@@ -116,6 +119,7 @@ def run_case(
                 "setup_time_s": setup_time,
             }
         )
+        summary.update(input_report(case, problem, probes, summary))
         if comm.rank == 0:
             write_json(staged.path / "summary.json", summary)
             write_case_toml(staged.path / "case.toml", case.resolved_dict())
@@ -126,6 +130,21 @@ def run_case(
     checkpoint.remove_folder(plan, comm)
     summary["output_dir"] = str(final)
     return summary
+
+
+def input_report(case: Case, problem: BioheatProblem, probes, summary: dict) -> dict:
+    """Probe/monitor regions, boundary conditions as applied and every warning. Collective."""
+    from .run_report import monitor_warnings, point_regions, probe_table
+
+    table = probe_table(case, probe_points(case), point_regions(problem, probes))
+    warnings = case.warnings() + monitor_warnings(case, table)
+    for r, e in summary.get("damage", {}).get("critical", {}).items():
+        if e.get("still_heating_at_end"):
+            warnings.append(
+                f"critical region '{r}' was hottest at the last step (t = {e['max_temperature_time_s']:g} s): "
+                "its maximum and dose are lower bounds; simulate a longer cooling period (time.end_time_s)"
+            )
+    return {"probes": table, "boundaries": problem.boundary_report(), "warnings": warnings}
 
 
 def _time_loop(case, problem: BioheatProblem, probes, probe_names, folder: Path, progress: bool, plan=None):
