@@ -147,6 +147,7 @@ def test_T8_with_the_kernel_model(shared_tmp):
         data = tomllib.load(fh)
     data["light"]["model"] = "kernel"
     data["time"].update(dt_s=1.0, end_time_s=2.0, output_interval_s=1.0)
+    data["applicator"][0]["schedule"] = [[0.0, 6.0], [2.0, 6.0]]  # 6 W throughout the 2 s run
     data["output"] = {"fields": False}
     case = parse_case(data, case_dir=str(ROOT / "cases" / "spine"))
     summary, cols = _run(case, shared_tmp / "t8")
