@@ -197,3 +197,18 @@ def test_end_time_not_a_multiple_suggests_the_neighbours(tmp_path):
     data["time"].update(dt_s=0.1, end_time_s=0.3)
     p.write_text(tomli_w.dumps(data))
     assert load_case(p).time.num_steps == 3
+
+
+def test_provenance_hashes_the_referenced_files(tmp_path, laser):
+    from solver.provenance import referenced_files, sha256_file
+
+    case_dir = tmp_path / "case"
+    case_dir.mkdir()
+    (case_dir / "power.csv").write_text("time_s,power_W\n0,5\n120,0\n")
+    case = load_case(_with_csv(case_dir, laser, "power.csv"))
+    files = referenced_files(case)
+    entry = files["applicator[0].schedule_csv"]
+    assert entry["path"] == str(case_dir / "power.csv")
+    assert entry["sha256"] == sha256_file(case_dir / "power.csv") and len(entry["sha256"]) == 64
+    (case_dir / "power.csv").write_text("time_s,power_W\n0,6\n120,0\n")
+    assert referenced_files(case)["applicator[0].schedule_csv"]["sha256"] != entry["sha256"]
