@@ -357,6 +357,8 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(err, 130, "interrupted")
     except InjectedFault as err:  # tests of the failure paths (SPINE_LITT_FAULT)
         return _fail(err, 1, "error")
+    except OSError as err:  # the environment (disk full, permissions, a file vanished): no traceback
+        return _fail(err, EXIT_INPUT, "error: file system")
     except RecursionError as err:
         return _fail(err, EXIT_INPUT, "error: input nested too deeply")
     except Exception as err:  # a bug: traceback for the developer, and never a hang under MPI

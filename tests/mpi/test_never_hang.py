@@ -71,7 +71,8 @@ def test_refused_output_folder_exits_2_on_two_ranks(mpiexec_exe, bioheat_cmd, cl
     (out / "mine.txt").write_text("keep")
     (case_dir / "file.txt").write_text("x")
     for args in (["--out", out], ["--out", out, "--overwrite"], ["--out", case_dir / "file.txt"],
-                 ["--out", case_dir / "file.txt" / "sub"], ["--out", ".", "--overwrite"]):
+                 ["--out", case_dir / "file.txt" / "sub"], ["--out", ".", "--overwrite"],
+                 ["--out", "/proc/bioheat-test-out"]):  # unwritable even for root
         r, wall = _mpirun(mpiexec_exe, bioheat_cmd, cli_env, "run", "case.toml", *args, "--quiet", cwd=case_dir)
         assert r.returncode == 2, (args, r.stdout + r.stderr)
         assert r.stderr.count("error: --out") == 1, r.stderr  # one message, from rank 0
@@ -85,6 +86,9 @@ def test_mesh_preview_into_a_bad_folder_exits_2(mpiexec_exe, bioheat_cmd, cli_en
                       case_dir / "file.txt" / "preview", cwd=case_dir)
     assert r.returncode == 2, r.stdout + r.stderr
     assert "cannot write the preview" in r.stderr and wall < DEADLINE_S
+    r, wall = _mpirun(mpiexec_exe, bioheat_cmd, cli_env, "mesh", "case.toml", "--preview", "--out",
+                      "/proc/bioheat-test-preview", cwd=case_dir)
+    assert r.returncode == 2 and "cannot write the preview" in r.stderr and wall < DEADLINE_S
 
 
 def test_report_on_a_folder_that_is_not_a_result(mpiexec_exe, bioheat_cmd, cli_env, case_dir):
