@@ -136,10 +136,15 @@ def test_git_state_outside_git_is_null(tmp_path):
     assert git_state(tmp_path) == {"commit": None, "dirty": None}
 
 
-def test_reproduce(result, bioheat_cmd, cli_env, tmp_path):
+def test_reproduce(result, bioheat_cmd, mpiexec_exe, cli_env, tmp_path):
     r = run(bioheat_cmd, cli_env, "reproduce", result, "--out", tmp_path / "again", "--quiet", cwd=tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "reproduced" in r.stdout and (tmp_path / "again" / "summary.json").is_file()
+    # on another number of ranks (1 -> 2) as well
+    r = run([mpiexec_exe, "-n", "2", *bioheat_cmd], cli_env, "reproduce", result, "--out", tmp_path / "again_np2",
+            "--quiet", cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "(2 rank(s); original: 1)" in r.stdout and "reproduced" in r.stdout
     # a result whose metrics were changed afterwards is not reproduced (exit 4)
     tampered = tmp_path / "tampered"
     shutil.copytree(result, tampered)

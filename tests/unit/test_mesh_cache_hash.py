@@ -75,6 +75,10 @@ def test_gmsh_gives_back_the_signal_handlers(shared_tmp):
     import os
 
     build_mesh(_geometry(0.008), COMM, use_cache=False)
+    with pytest.raises(KeyboardInterrupt):  # Ctrl-C: Python's own handler again, not gmsh's
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(10000):
+            pass
     with pytest.raises(Interrupted):
         with interrupt_handlers():
             build_mesh(_geometry(0.008), COMM, use_cache=False)
