@@ -166,3 +166,44 @@ def test_compare_metrics_tolerances():
                                "wall_time_s": 9.0}) == []
     diffs = compare_metrics(a, {"max_temperature_C": 50.0 + 2e-6, "damage": {"ablation_volume_mL": 1.0 + 2e-6}})
     assert len(diffs) == 2  # both metrics; wall_time_s is not compared
+
+
+def _hostile_files(d: Path) -> dict[str, Path]:
+    base = SMALL.read_text()
+    files = {
+        "latin1": base.replace('name = "small_sphere"', 'name = "sph\xe9re"').encode("latin-1"),
+        "utf16": base.encode("utf-16"),
+        "nesting": ("a = " + "[" * 3000 + "]" * 3000 + "\n").encode(),
+        "tiny_dt": base.replace("dt_s = 2.0", "dt_s = 5e-324").encode(),
+        "huge_end": base.replace("end_time_s = 10.0", "end_time_s = 1e300").encode(),
+        "not_multiple": base.replace("end_time_s = 10.0", "end_time_s = 9.0").encode(),
+        "max_iter": (base + "[solver]\nmax_iterations = 1e20\n").encode(),
+        "tiny_mesh": base.replace("mesh_size_m = 0.006", "mesh_size_m = 1e-9").encode(),
+        "tiny_dt_steps": base.replace("dt_s = 2.0", "dt_s = 1e-9").encode(),
+    }
+    out = {}
+    for name, raw in files.items():
+        p = d / f"{name}.toml"
+        p.write_bytes(raw)
+        out[name] = p
+    bom = d / "bom.toml"
+    bom.write_bytes(b"\xef\xbb\xbf" + base.encode())
+    out["bom"] = bom
+    return out
+
+
+def test_hostile_inputs_exit_2_without_traceback(bioheat_cmd, cli_env, tmp_path):
+    files = _hostile_files(tmp_path)
+    expect = {"latin1": "not UTF-8", "utf16": "not UTF-8", "nesting": "nested too deeply", "tiny_dt": "steps",
+              "huge_end": "steps", "not_multiple": "not a whole number of steps", "max_iter": "max_iterations",
+              "tiny_mesh": "cells", "tiny_dt_steps": "steps"}
+    for name, path in files.items():
+        r = run(bioheat_cmd, cli_env, "run", path, "--out", tmp_path / f"out_{name}", "--quiet", cwd=tmp_path,
+                timeout=120)
+        assert "Traceback" not in r.stderr, (name, r.stderr)
+        if name == "bom":
+            assert r.returncode == 0, r.stderr  # a byte-order mark is accepted
+            continue
+        assert r.returncode == 2, (name, r.stdout + r.stderr)
+        assert expect[name] in r.stderr, (name, r.stderr)
+        assert len(r.stderr) < 2000 and not (tmp_path / f"out_{name}").exists()
