@@ -64,6 +64,10 @@ def test_entry_without_hash_is_rebuilt_quietly(shared_tmp):
 
 @pytest.mark.mpi
 def test_gmsh_gives_back_the_signal_handlers(shared_tmp):
+    # earlier tests may have run gmsh.initialize() themselves (gmsh's handlers left at the C
+    # level): start from Python's own handlers, installed again
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     build_mesh(_geometry(0.008), COMM, use_cache=False)
     assert {s: signal.getsignal(s) for s in before} == before
