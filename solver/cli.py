@@ -272,8 +272,11 @@ def cmd_reproduce(args) -> int:
     """Re-run DIR/case.toml into a new folder and compare the metrics with DIR/summary.json."""
     from .reproduce import reproduce
 
+    from .outdir import interrupt_handlers
+
     _apply_limit_flags(args)
-    ok, lines = reproduce(Path(args.dir), Path(args.out) if args.out else None, progress=not args.quiet)
+    with interrupt_handlers():
+        ok, lines = reproduce(Path(args.dir), Path(args.out) if args.out else None, progress=not args.quiet)
     for line in lines:
         _say(line)
     return 0 if ok else EXIT_MISMATCH

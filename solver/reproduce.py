@@ -57,7 +57,7 @@ def reproduce(folder: Path, out: Path | None, progress: bool = True) -> tuple[bo
         if key in now and now[key].get("sha256") != entry.get("sha256"):
             lines.append(f"note: {key} ({entry.get('path')}) changed since the run (sha256 differs)")
     if out is None:
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        stamp = comm.bcast(datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ"), root=0)  # same on every rank
         out = folder.parent / f"{folder.name}-reproduce-{stamp}"
     new = run_case(case, out, overwrite=False, comm=comm, progress=progress)
     diffs = compare_metrics(summary, {k: v for k, v in new.items() if k != "output_dir"})
