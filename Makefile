@@ -64,7 +64,7 @@ bench: env
 	$(PY) scripts/bench.py
 
 clean:
-	rm -rf results/ .pytest_cache/ .cache/
+	rm -rf results/ .pytest_cache/ .cache/ .hypothesis/
 	find . -path './$(VENV:./%=%)' -prune -o -path ./.git -prune -o -type d -name __pycache__ -prune -exec rm -rf {} +
 
 distclean: clean

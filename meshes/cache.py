@@ -72,10 +72,60 @@ def write_model_atomically(path: Path) -> None:
         gmsh.option.setNumber("Mesh.SaveAll", 0)
         gmsh.write(tmp)
         os.chmod(tmp, 0o644)
+        digest = file_sha256(Path(tmp))
         os.replace(tmp, path)
+        write_digest(path, digest)
     except BaseException:
         try:
             os.unlink(tmp)
         except OSError:
             pass
         raise
+
+
+def digest_file(path: Path) -> Path:
+    """The sidecar ``<mesh>.msh.sha256`` holding the cached mesh's content hash."""
+    return Path(str(path) + ".sha256")
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+def write_digest(path: Path, digest: str) -> None:
+    """Write the sidecar atomically (temporary name, then os.replace)."""
+    side = digest_file(path)
+    fd, tmp = tempfile.mkstemp(dir=side.parent, prefix=f".{path.stem[:16]}-", suffix=".sha256")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(digest + "\n")
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, side)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def validate_cached(path: Path) -> tuple[bool, str]:
+    """(valid, reason): a cached mesh is used only if its content hashes to the digest stored
+    beside it when it was written. A missing sidecar (entry of an older version) or a
+    mismatch (file swapped or damaged) means: rebuild."""
+    side = digest_file(path)
+    try:
+        expected = side.read_text().strip()
+    except (OSError, UnicodeDecodeError):
+        return False, "no content hash stored beside it"
+    try:
+        actual = file_sha256(path)
+    except OSError as err:
+        return False, f"unreadable ({err.strerror})"
+    if actual != expected:
+        return False, "its content does not match the hash stored when it was written (changed or damaged)"
+    return True, ""

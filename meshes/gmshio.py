@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import threading
 import uuid
 from collections.abc import Callable
@@ -39,11 +40,23 @@ _TOUCHED_OPTIONS = (
 )
 
 
+_RESTORED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def restore_signals(saved: dict) -> None:
+    """Re-install Python-level signal handlers (gmsh replaces them behind Python's back, so
+    ``signal.getsignal`` would still report the old ones)."""
+    for sig, handler in saved.items():
+        if handler is not None:
+            signal.signal(sig, handler)
+
+
 class GmshSession:
     """Context manager: a fresh, quiet gmsh model on the calling rank.
 
     If gmsh is not initialised, it is initialised (without the user's gmshrc, so results do
-    not depend on it) and finalised on exit. If the caller already has gmsh running, a new
+    not depend on it) and finalised on exit; the SIGINT handler gmsh installs is replaced by
+    the one Python had before. If the caller already has gmsh running, a new
     model is added and removed on exit, and the options touched here are restored.
     """
 
@@ -53,7 +66,13 @@ class GmshSession:
         self._owns = not gmsh.isInitialized()
         self._prev_model: str | None = None
         self._saved: dict[str, float] = {}
+        self._signals: dict = {}
         if self._owns:
+            if threading.current_thread() is threading.main_thread():
+                # gmsh.initialize(interruptible=True) installs its own SIGINT (and resets the
+                # SIGTERM) handler, and gmsh.finalize() does not put Python's back: saved here,
+                # restored in __exit__ (Ctrl-C and SLURM's TERM must reach Python's handlers)
+                self._signals = {s: signal.getsignal(s) for s in _RESTORED_SIGNALS}
             gmsh.initialize(
                 readConfigFiles=False,
                 interruptible=threading.current_thread() is threading.main_thread(),
@@ -75,7 +94,10 @@ class GmshSession:
             return
         self.active = False
         if self._owns:
-            gmsh.finalize()
+            try:
+                gmsh.finalize()
+            finally:
+                restore_signals(self._signals)
             return
         try:
             gmsh.model.setCurrent(self.name)

@@ -105,10 +105,14 @@ def cached_gmsh_bundle(
         if use_cache:
             path = cache_path(Path(cache_dir) if cache_dir is not None else _cache.default_cache_dir())
             if path.is_file():
+                valid, why = _cache.validate_cached(path)
+                if not valid and _cache.digest_file(path).exists():
+                    warnings.warn(f"mesh cache entry {path.name}: {why}; rebuilding it", RuntimeWarning, stacklevel=3)
                 try:
-                    gmsh.merge(str(path))
-                    if set(physical_groups()) == expected_groups:
-                        return True, str(path)
+                    if valid:
+                        gmsh.merge(str(path))
+                        if set(physical_groups()) == expected_groups:
+                            return True, str(path)
                 except Exception:  # noqa: BLE001 - unreadable cache entry: rebuild it
                     pass
                 gmsh.model.remove()  # start again from an empty model of the same name

@@ -45,8 +45,7 @@ from .config import (
 from .probes import PointOutsideMesh, point_load_vector
 
 
-class SolverError(RuntimeError):
-    """The linear solve failed or produced non-finite temperatures."""
+from .errors import SolverError  # noqa: E402,F401  (re-exported: its old home)
 
 
 @dataclass

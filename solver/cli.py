@@ -1,20 +1,25 @@
-"""Command line: ``bioheat run | validate | schema | tissues``.
+"""Command line: ``bioheat run | mesh | report | reproduce | validate | schema | tissues``.
 
 Exit codes: 0 success, 2 invalid input (case, output folder), 3 solver failure,
-75 stopped on SIGTERM/SIGINT after writing a checkpoint (continue with ``run --resume``).
-Messages go to stderr from rank 0 only.
+75 stopped on SIGTERM/SIGINT during the time loop after writing a checkpoint (continue with
+``run --resume``), 4 ``bioheat reproduce`` found different metrics, 130 / 143 interrupted
+(SIGINT / SIGTERM) outside the time loop.
+Messages go to stderr from rank 0 only, except an error met by one rank alone: that rank
+prints it and ends every rank with MPI_Abort (see :mod:`solver.errors`).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
 EXIT_INPUT = 2
 EXIT_SOLVER = 3
 EXIT_INTERRUPTED = 75  # = solver.checkpoint.EXIT_INTERRUPTED (sysexits EX_TEMPFAIL)
+EXIT_MISMATCH = 4
 
 
 def _rank() -> int:
@@ -31,14 +36,57 @@ def _say(msg: str, *, err: bool = False) -> None:
         print(msg, file=sys.stderr if err else sys.stdout, flush=True)
 
 
-def cmd_validate(args) -> int:
+def _load_case(args):
+    """load_case on every rank; a failure on any rank is raised on all (collective)."""
     from .config import load_case
+    from .errors import collective_call, fault_point
 
-    case = load_case(args.case, args.set)
+    _apply_limit_flags(args)
+
+    def load():
+        fault_point("load_case")
+        return load_case(args.case, getattr(args, "set", None))
+
+    comm = _comm()
+    return collective_call(comm, load) if comm is not None else load()
+
+
+def _comm():
+    try:
+        from mpi4py import MPI
+
+        return MPI.COMM_WORLD
+    except ImportError:  # pragma: no cover
+        return None
+
+
+def _apply_limit_flags(args) -> None:
+    """--max-cells / --max-steps / --max-output-gb / --data-dir override the environment
+    (every rank parses the same command line, so all ranks agree)."""
+    import os
+
+    from .inputs import DATA_DIRS_ENV
+    from .limits import ENV_CELLS, ENV_OUTPUT_GB, ENV_STEPS
+
+    for attr, env in (("max_cells", ENV_CELLS), ("max_steps", ENV_STEPS), ("max_output_gb", ENV_OUTPUT_GB)):
+        value = getattr(args, attr, None)
+        if value is not None:
+            os.environ[env] = str(value)
+    for d in getattr(args, "data_dir", None) or []:
+        prev = os.environ.get(DATA_DIRS_ENV)
+        os.environ[DATA_DIRS_ENV] = d if not prev else prev + os.pathsep + d
+
+
+def cmd_validate(args) -> int:
+    from .limits import check_limits
+
+    case = _load_case(args)
+    est = check_limits(case)
     _say(
         f"{args.case}: valid case '{case.name}' ({case.geometry.kind} geometry, "
         f"{len(case.regions)} region(s), {len(case.source)} source(s), {len(case.probe)} probe(s), "
         f"{case.time.mode}); hash {case.hash()[:12]}"
+        + (f"; about {est['cells']:.3g} cells" if est.get("cells") else "")
     )
     for w in case.warnings():
         _say(f"warning: {w}")
@@ -70,18 +118,37 @@ def cmd_tissues(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from .config import load_case
-
-    case = load_case(args.case, args.set)  # before anything expensive
+    case = _load_case(args)  # before anything expensive
     for w in case.warnings():
         _say(f"warning: {w}", err=True)
-    from .output import check_output_dir
-
-    if _rank() == 0:
-        check_output_dir(Path(args.out), args.overwrite)
+    from .outdir import interrupt_handlers
     from .simulation import run_case
 
-    summary = run_case(case, args.out, overwrite=args.overwrite, progress=not args.quiet, resume=args.resume)
+    with interrupt_handlers():
+        summary = run_case(case, args.out, overwrite=args.overwrite, progress=not args.quiet, resume=args.resume)
+    _print_summary(case, summary)
+    if not args.no_report and "damage" in summary:
+        _report_collectively(summary["output_dir"])
+    _say(f"outputs in {summary['output_dir']} (probes.csv, summary.json, provenance.json, case.toml, fields/)")
+    return 0
+
+
+def _report_collectively(folder) -> None:
+    from .errors import OutputError, collective_check
+
+    def draw():
+        from .report import make_report
+
+        try:
+            return [p.name for p in make_report(folder)]
+        except OSError as err:
+            raise OutputError(f"report in {folder}: cannot write ({err.strerror or err})") from None
+
+    names = collective_check(_comm(), draw)
+    _say("  report: " + ", ".join(names))
+
+
+def _print_summary(case, summary) -> None:
     _say(
         f"case '{case.name}': {summary['mesh']['cells']} cells, {summary['mesh']['dofs']} dofs on "
         f"{summary['ranks']} rank(s), {summary['wall_time_s']:.1f} s wall; "
@@ -108,13 +175,6 @@ def cmd_run(args) -> int:
             _say(f"  tumour coverage {r}: {100 * c:.1f} %")
         for r, e in d["critical"].items():
             _say(f"  {r}: max {e['max_temperature_C']:.2f} C, CEM43 {e['max_cem43_min']:.3g} min")
-    if not args.no_report and "damage" in summary and _rank() == 0:
-        from .report import make_report
-
-        figures = make_report(summary["output_dir"])
-        _say("  report: " + ", ".join(p.name for p in figures))
-    _say(f"outputs in {summary['output_dir']} (probes.csv, summary.json, case.toml, fields/)")
-    return 0
 
 
 def cmd_mesh(args) -> int:
@@ -122,10 +182,13 @@ def cmd_mesh(args) -> int:
     mesh (XDMF) for ParaView into --out."""
     import json as _json
 
-    from .config import load_case
-
-    case = load_case(args.case, args.set)
+    case = _load_case(args)
     from mpi4py import MPI
+
+    from .errors import OutputError, collective_check
+    from .limits import check_limits
+
+    check_limits(case)
 
     from .preview import draw_slices, mesh_statistics, slice_regions, write_tagged_mesh
     from .simulation import build_case_mesh
@@ -141,15 +204,30 @@ def cmd_mesh(args) -> int:
     _say(_json.dumps(stats, indent=2))
     if args.preview:
         out = Path(args.out)
-        if _rank() == 0:
-            out.mkdir(parents=True, exist_ok=True)
-        MPI.COMM_WORLD.barrier()
+
+        def make_folder() -> None:
+            try:
+                out.mkdir(parents=True, exist_ok=True)
+                probe = out / f".bioheat-write-test-{os.getpid()}"
+                probe.write_text("")
+                probe.unlink()
+            except OSError as err:
+                raise OutputError(f"--out {out}: cannot write the preview there ({err.strerror or err})") from None
+
+        collective_check(MPI.COMM_WORLD, make_folder)
         write_tagged_mesh(bundle, out / "mesh_regions.xdmf")
         slices = slice_regions(case, bundle)
-        if _rank() == 0:
-            paths = draw_slices(case, bundle, slices, out)
-            (out / "mesh_statistics.json").write_text(_json.dumps(stats, indent=2) + "\n")
-            _say("preview: " + ", ".join(str(p) for p in paths) + f", {out / 'mesh_regions.xdmf'}")
+
+        def draw() -> list[str]:
+            try:
+                paths = draw_slices(case, bundle, slices, out)
+                (out / "mesh_statistics.json").write_text(_json.dumps(stats, indent=2) + "\n")
+            except OSError as err:
+                raise OutputError(f"--out {out}: cannot write the preview ({err.strerror or err})") from None
+            return [str(p) for p in paths]
+
+        paths = collective_check(MPI.COMM_WORLD, draw)
+        _say("preview: " + ", ".join(paths) + f", {out / 'mesh_regions.xdmf'}")
     return 0
 
 
@@ -178,16 +256,44 @@ def _anatomy_distances(case) -> dict:
 
 
 def cmd_report(args) -> int:
-    from .config import OutputError
-    from .report import make_report
+    from .errors import OutputError, collective_check
+    from .outdir import is_tool_folder
 
     folder = Path(args.dir)
-    if not (folder / "summary.json").exists():
-        raise OutputError(f"{folder}: no summary.json (not a result folder of bioheat run)")
-    if _rank() == 0:
-        for p in make_report(folder):
-            _say(str(p))
+
+    def draw() -> list[str]:
+        if not folder.is_dir():
+            raise OutputError(f"{folder}: not a folder (give the result folder of bioheat run)")
+        if not is_tool_folder(folder):
+            raise OutputError(f"{folder}: not a result folder of bioheat run (no summary.json of this tool)")
+        from .report import make_report
+
+        try:
+            return [str(p) for p in make_report(folder)]
+        except OSError as err:
+            raise OutputError(f"{folder}: cannot read or write the report ({err.strerror or err})") from None
+        except (ValueError, KeyError, TypeError, IndexError) as err:
+            raise OutputError(
+                f"{folder}: the result files are incomplete or damaged ({type(err).__name__}); re-run the case"
+            ) from None
+
+    for p in collective_check(_comm(), draw):
+        _say(p)
     return 0
+
+
+def cmd_reproduce(args) -> int:
+    """Re-run DIR/case.toml into a new folder and compare the metrics with DIR/summary.json."""
+    from .reproduce import reproduce
+
+    from .outdir import interrupt_handlers
+
+    _apply_limit_flags(args)
+    with interrupt_handlers():
+        ok, lines = reproduce(Path(args.dir), Path(args.out) if args.out else None, progress=not args.quiet)
+    for line in lines:
+        _say(line)
+    return 0 if ok else EXIT_MISMATCH
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -206,7 +312,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a case key before validation, e.g. applicator[0].power_W=8 or "
                    "geometry.tumour[0].center_m[1]=0.006 (repeatable; VALUE is TOML, bare words are strings)")
+    _limit_flags(r)
     r.set_defaults(func=cmd_run)
+    rr = sub.add_parser("reproduce", help="re-run a result folder's case into a new folder and compare the metrics")
+    rr.add_argument("dir", help="result folder of bioheat run")
+    rr.add_argument("--out", help="folder for the re-run (default: DIR-reproduce-TIME next to DIR)")
+    rr.add_argument("--quiet", action="store_true", help="no progress bar")
+    _limit_flags(rr)
+    rr.set_defaults(func=cmd_reproduce)
     m = sub.add_parser("mesh", help="build the case's mesh and print its statistics")
     m.add_argument("case")
     m.add_argument("--preview", action="store_true", help="write PNG slices and the tagged mesh")
@@ -214,6 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a case key before validation, e.g. applicator[0].power_W=8 or "
                    "geometry.tumour[0].center_m[1]=0.006 (repeatable; VALUE is TOML, bare words are strings)")
+    _limit_flags(m)
     m.set_defaults(func=cmd_mesh)
     rp = sub.add_parser("report", help="(re)draw the PNG figures and report.md of a result folder")
     rp.add_argument("dir", help="result folder of bioheat run")
@@ -223,6 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a case key before validation, e.g. applicator[0].power_W=8 or "
                    "geometry.tumour[0].center_m[1]=0.006 (repeatable; VALUE is TOML, bare words are strings)")
+    _limit_flags(v)
     v.set_defaults(func=cmd_validate)
     s = sub.add_parser("schema", help="print every case-file key with unit, type and default")
     s.add_argument("--json", action="store_true", help="JSON schema instead of text")
@@ -233,9 +348,32 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _limit_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--max-cells", type=float, help="cap on the estimated mesh cells (default 5e6; SPINE_LITT_MAX_CELLS)")
+    p.add_argument("--max-steps", type=float, help="cap on the time steps (default 1e6; SPINE_LITT_MAX_STEPS)")
+    p.add_argument("--max-output-gb", type=float, help="cap on the field output (default 20; SPINE_LITT_MAX_OUTPUT_GB)")
+    p.add_argument("--data-dir", action="append", metavar="DIR",
+                   help="a folder outside the case's folder that referenced files may come from (SPINE_LITT_DATA_DIRS)")
+
+
+def _fail(err: BaseException, code: int, label: str) -> int:
+    """Report an error and return the exit code; under MPI with an error met by this rank
+    alone, print it from this rank and end every rank (MPI_Abort)."""
+    from .errors import MAX_MESSAGE_CHARS, is_collective, shorten
+
+    text = shorten(str(err), MAX_MESSAGE_CHARS)
+    comm = _comm()
+    if comm is not None and comm.size > 1 and not is_collective(err):
+        print(f"{label} (rank {comm.rank} of {comm.size}): {text}", file=sys.stderr, flush=True)
+        comm.Abort(code)
+        return code  # pragma: no cover - Abort does not return
+    _say(f"{label}: {text}", err=True)
+    return code
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from .config import CaseError, OutputError
+    from .errors import CaseError, InjectedFault, Interrupted, OutputError, SolverError
 
     from .checkpoint import RunInterrupted
 
@@ -245,14 +383,26 @@ def main(argv: list[str] | None = None) -> int:
         _say(f"interrupted: {err}", err=True)
         return EXIT_INTERRUPTED
     except (CaseError, OutputError) as err:
-        _say(f"error: {err}", err=True)
-        return EXIT_INPUT
-    except Exception as err:
-        from .bioheat import SolverError
+        return _fail(err, EXIT_INPUT, "error")
+    except SolverError as err:
+        return _fail(err, EXIT_SOLVER, "solver error")
+    except Interrupted as err:
+        return _fail(err, 128 + err.signum, "interrupted")
+    except KeyboardInterrupt as err:
+        return _fail(err, 130, "interrupted")
+    except InjectedFault as err:  # tests of the failure paths (SPINE_LITT_FAULT)
+        return _fail(err, 1, "error")
+    except OSError as err:  # the environment (disk full, permissions, a file vanished): no traceback
+        return _fail(err, EXIT_INPUT, "error: file system")
+    except RecursionError as err:
+        return _fail(err, EXIT_INPUT, "error: input nested too deeply")
+    except Exception as err:  # a bug: traceback for the developer, and never a hang under MPI
+        comm = _comm()
+        if comm is not None and comm.size > 1:
+            import traceback
 
-        if isinstance(err, SolverError):
-            _say(f"solver error: {err}", err=True)
-            return EXIT_SOLVER
+            traceback.print_exc()
+            return _fail(err, 1, f"internal error {type(err).__name__}")
         raise
 
 

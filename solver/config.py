@@ -32,12 +32,7 @@ Vec3 = tuple[float, float, float]
 PositiveFloat = Annotated[float, Field(gt=0.0)]
 
 
-class CaseError(ValueError):
-    """A case file is invalid. The message names the key, the value and what is allowed."""
-
-
-class OutputError(ValueError):
-    """The output folder cannot be used (exists and is not empty, is a file, ...)."""
+from .errors import CaseError, OutputError, shorten  # noqa: E402,F401  (re-exported: their old home)
 
 
 class _Model(BaseModel):
@@ -860,6 +855,7 @@ class TimeStepping(_Model):
         if self.mode == "transient":
             if self.dt_s > self.end_time_s:
                 raise ValueError(f"dt_s = {self.dt_s} must be <= end_time_s = {self.end_time_s}")
+            _whole_steps(self.end_time_s, self.dt_s)
             if self.output_interval_s is not None and self.output_interval_s < self.dt_s:
                 raise ValueError(
                     f"output_interval_s = {self.output_interval_s} must be >= dt_s = {self.dt_s}"
@@ -869,6 +865,27 @@ class TimeStepping(_Model):
     @property
     def num_steps(self) -> int:
         return max(1, int(round(self.end_time_s / self.dt_s)))
+
+
+MAX_STEPS_ANY = 1e12  # beyond any run; the practical cap is solver.limits (SPINE_LITT_MAX_STEPS)
+
+
+def _whole_steps(end_time_s: float, dt_s: float) -> int:
+    """Number of steps; the end time must be a whole number of steps (relative 1e-9), so the
+    run ends exactly at end_time_s (it is refused otherwise, not shortened or lengthened)."""
+    steps = end_time_s / dt_s
+    if not math.isfinite(steps) or steps > MAX_STEPS_ANY:
+        raise ValueError(
+            f"dt_s = {dt_s:g} with end_time_s = {end_time_s:g} gives {steps:.3g} steps; allowed: at most {MAX_STEPS_ANY:g}"
+        )
+    n = round(steps)
+    if abs(steps - n) > 1e-9 * max(1.0, steps):
+        lo, hi = max(1, math.floor(steps)), math.ceil(steps)
+        raise ValueError(
+            f"end_time_s = {end_time_s:g} is not a whole number of steps of dt_s = {dt_s:g} ({steps:.6g} steps); "
+            f"allowed: a multiple of dt_s, e.g. end_time_s = {lo * dt_s:g} or {hi * dt_s:g}"
+        )
+    return n
 
 
 class SolverOptions(_Model):
@@ -881,7 +898,7 @@ class SolverOptions(_Model):
     )
     rtol: float = Field(1e-10, gt=0.0, lt=1.0, description="relative residual tolerance")
     atol: float = Field(1e-12, ge=0.0, description="absolute residual tolerance")
-    max_iterations: int = Field(10000, gt=0)
+    max_iterations: int = Field(10000, gt=0, le=10_000_000, description="Krylov iteration limit per solve")
 
 
 class Probe(_Model):
@@ -1463,11 +1480,11 @@ def _format_errors(err: ValidationError, source: str, data: Any = None) -> str:
             lines.extend(f"  {m}" for m in msg.split("\n"))
         elif loc and _RELATIVE_KEY.match(msg):
             # e.g. loc 'geometry' + 'upper_m = [...] must exceed ...' -> 'geometry.upper_m = ...'
-            lines.append(f"  {loc}.{msg}")
+            lines.append(f"  {loc}.{shorten(msg, 300)}")
         elif isinstance(value, dict) or e["type"] in ("missing",):
-            lines.append(f"  {loc}: {msg}" if loc else f"  {msg}")
+            lines.append(f"  {loc}: {shorten(msg, 300)}" if loc else f"  {shorten(msg, 300)}")
         else:
-            lines.append(f"  {loc or '<case>'} = {value!r}: {msg}")
+            lines.append(f"  {loc or '<case>'} = {shorten(repr(value), 120)}: {shorten(msg, 300)}")
     return "\n".join([f"{source}: invalid case ({len(lines)} problem(s))"] + lines)
 
 
@@ -1515,26 +1532,30 @@ def load_case(path: str | Path, overrides: list[str] | None = None) -> Case:
     """Read and validate a TOML case file. Raises CaseError with a readable message.
 
     ``overrides``: ``KEY=VALUE`` items (``bioheat run --set``, see solver.overrides) applied to
-    the file's data before validation, so they are checked like values typed in the file."""
+    the file's data before validation, so they are checked like values typed in the file.
+    Referenced files (after the overrides, so an override cannot escape) must lie in the case's
+    folder or a data folder (:mod:`solver.inputs`)."""
+    from . import inputs
+
     path = Path(path)
     if not path.is_file():
-        raise CaseError(f"{path}: case file not found")
-    try:
-        data = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as err:
-        raise CaseError(f"{path}: not valid TOML: {err}") from None
+        raise CaseError(f"{shorten(path, 120)}: case file not found")
+    data = inputs.read_case_toml(path)
     try:
         data = apply_overrides(data, overrides)
     except OverrideError as err:
-        raise CaseError(f"{path}: {err}") from None
+        raise CaseError(f"{shorten(path, 120)}: {shorten(str(err), 300)}") from None
+    geometry = data.get("geometry")
+    if isinstance(geometry, dict) and geometry.get("kind") == "file" and "path" in geometry:
+        inputs.confine(geometry["path"], path.resolve().parent, "geometry.path", shorten(path, 120))
     _read_schedule_csvs(data, path)
-    case = parse_case(data, source=str(path), case_dir=path.resolve().parent)
+    case = parse_case(data, source=shorten(path, 120), case_dir=path.resolve().parent)
     if isinstance(case.geometry, FileGeometry):
         from .file_checks import file_problems
 
         errors, warnings = file_problems(case)
         if errors:
-            lines = [f"{path}: invalid case ({len(errors)} problem(s))"] + [f"  {e}" for e in errors]
+            lines = [f"{shorten(path, 120)}: invalid case ({len(errors)} problem(s))"] + [f"  {e}" for e in errors]
             raise CaseError("\n".join(lines))
         case._file_warnings = list(warnings)
     return case
@@ -1542,33 +1563,20 @@ def load_case(path: str | Path, overrides: list[str] | None = None) -> Case:
 
 def _read_schedule_csvs(data: dict[str, Any], path: Path) -> None:
     """Inline every applicator's schedule_csv (columns time_s, power_W) as its schedule."""
-    import csv
+    from . import inputs
 
-    for i, ap in enumerate(data.get("applicator", []) or []):
+    applicators = data.get("applicator", []) or []
+    if not isinstance(applicators, list):
+        return  # the schema reports the wrong type
+    source = shorten(path, 120)
+    for i, ap in enumerate(applicators):
         if not isinstance(ap, dict) or not ap.get("schedule_csv"):
             continue
         key = f"applicator[{i}].schedule_csv"
-        csv_path = Path(ap["schedule_csv"])
-        if not csv_path.is_absolute():
-            csv_path = path.resolve().parent / csv_path
-        if not csv_path.is_file():
-            raise CaseError(f"{path}: {key} = '{ap['schedule_csv']}': file not found ({csv_path})")
-        rows = []
-        with open(csv_path, newline="") as fh:
-            reader = csv.DictReader(fh)
-            if reader.fieldnames is None or not {"time_s", "power_W"} <= set(reader.fieldnames):
-                raise CaseError(
-                    f"{path}: {key} = '{ap['schedule_csv']}': needs a header with columns time_s, power_W "
-                    f"(found {reader.fieldnames})"
-                )
-            for n, row in enumerate(reader, start=2):
-                try:
-                    rows.append([float(row["time_s"]), float(row["power_W"])])
-                except (TypeError, ValueError):
-                    raise CaseError(f"{path}: {key}: line {n} is not two numbers: {row}") from None
+        csv_path = inputs.confine(ap["schedule_csv"], path.resolve().parent, key, source)
         if ap.get("schedule") is not None:
-            raise CaseError(f"{path}: applicator[{i}]: give schedule or schedule_csv, not both")
-        ap["schedule"] = rows
+            raise CaseError(f"{source}: applicator[{i}]: give schedule or schedule_csv, not both")
+        ap["schedule"] = inputs.read_schedule_csv(csv_path, f"{key} = '{shorten(ap['schedule_csv'], 100)}'", source)
 
 
 def schema_json() -> str:

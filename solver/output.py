@@ -9,7 +9,6 @@ import os
 import shutil
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -22,54 +21,59 @@ from dolfinx import fem
 from mpi4py import MPI
 
 
-from .config import OutputError  # noqa: E402  (defined without FEM imports for the CLI)
-
-
-def check_output_dir(out: Path, overwrite: bool) -> None:
-    """Refuse an existing non-empty folder unless overwrite; cheap, call before any work."""
-    if out.exists() and not out.is_dir():
-        raise OutputError(f"--out {out}: exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise OutputError(f"--out {out}: folder exists and is not empty (use --overwrite to replace it)")
+from .errors import OutputError, collective_check, fault_point, is_collective  # noqa: E402
+from .outdir import check_output_dir, partial_name, swap_into_place, write_marker  # noqa: E402,F401
 
 
 class StagedOutput:
-    """A temporary sibling folder of DIR, created on rank 0, renamed to DIR by commit()."""
+    """A temporary sibling folder of DIR (``.DIR.partial-HOST-PID-RAND``), created on rank 0,
+    put in place by commit() once complete (marker file written last, atomic swap, see
+    :mod:`solver.outdir`). Collective. Raises OutputError on every rank if the folder cannot
+    be created."""
 
     def __init__(self, out: Path, comm: MPI.Comm, overwrite: bool):
         self.final = Path(out).resolve()
         self.comm = comm
         self.overwrite = overwrite
-        name = None
-        if comm.rank == 0:
-            self.final.parent.mkdir(parents=True, exist_ok=True)
-            name = str(self.final.parent / f".{self.final.name}.partial-{uuid.uuid4().hex[:8]}")
-            Path(name).mkdir()
-            (Path(name) / "fields").mkdir()
-        self.path = Path(comm.bcast(name, root=0))
 
-    def commit(self) -> Path:
-        self.comm.barrier()
-        error = None
-        if self.comm.rank == 0:
+        def create() -> str:
             try:
-                if self.final.exists():
-                    if not self.overwrite and self.final.is_dir() and any(self.final.iterdir()):
-                        raise OutputError(f"{self.final} appeared during the run; results kept in {self.path}")
-                    old = self.final.parent / f".{self.final.name}.old-{uuid.uuid4().hex[:8]}"
-                    os.replace(self.final, old)
-                    os.replace(self.path, self.final)
-                    shutil.rmtree(old, ignore_errors=True)
-                else:
-                    os.replace(self.path, self.final)
+                self.final.parent.mkdir(parents=True, exist_ok=True)
+                path = partial_name(self.final)
+                path.mkdir()
+                (path / "fields").mkdir()
             except OSError as err:
-                error = str(err)
-        error = self.comm.bcast(error, root=0)
-        if error:
-            raise OutputError(error)
+                raise OutputError(
+                    f"--out {self.final}: cannot create the output folder ({err.strerror or err})"
+                ) from None
+            return str(path)
+
+        self.path = Path(collective_check(comm, create))
+
+    def commit(self, marker: dict | None = None) -> Path:
+        """Write the marker and put the folder in place. Collective."""
+        self.comm.barrier()
+
+        def swap() -> None:
+            fault_point("commit", self.comm)
+            try:
+                if self.final.exists() and not self.overwrite and self.final.is_dir() and any(self.final.iterdir()):
+                    raise OutputError(f"{self.final} appeared during the run; results kept in {self.path}")
+                write_marker(self.path, marker)
+                swap_into_place(self.path, self.final)
+            except OSError as err:
+                raise OutputError(f"--out {self.final}: could not put the results in place: {err}") from None
+
+        collective_check(self.comm, swap)
         return self.final
 
-    def discard(self) -> None:
+    def discard(self, err: BaseException | None = None) -> None:
+        """Remove the partial folder. After a collective error: synchronised, rank 0 removes
+        it. After an error met by this rank alone (or a signal): this rank removes it at once,
+        without waiting for the others (they may be stuck in a collective call)."""
+        if err is not None and not is_collective(err):
+            shutil.rmtree(self.path, ignore_errors=True)
+            return
         self.comm.barrier()
         if self.comm.rank == 0:
             shutil.rmtree(self.path, ignore_errors=True)

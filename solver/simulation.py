@@ -20,12 +20,15 @@ from . import compat
 from mpi4py import MPI
 
 from .bioheat import BioheatProblem
+from . import provenance
 from .config import Case, CaseError
+from .errors import OutputError, collective_call, collective_check, fault_point
+from .limits import check_free_space, check_limits
+from .outdir import prepare_output
 from .output import (
     FieldWriter,
     Progress,
     StagedOutput,
-    check_output_dir,
     write_case_toml,
     write_json,
     write_probes_csv,
@@ -88,21 +91,16 @@ def run_case(
     continues from the newest complete one."""
     wall0 = time.perf_counter()
     out = Path(out)
-    error = None
-    if comm.rank == 0:
-        try:
-            check_output_dir(out, overwrite)
-        except ValueError as err:
-            error = err
-    error = comm.bcast(error, root=0)
-    if error is not None:
-        raise error
+    record = provenance.start(case, comm)
+    prepare_output(out, overwrite, comm, case_dirs=(Path(case.case_dir),))
+    collective_call(comm, lambda: check_limits(case))
     from . import checkpoint
 
     plan = checkpoint.prepare(case, out, comm, resume=resume, overwrite=overwrite)
 
     if bundle is None:
         bundle = build_case_mesh(case, comm)
+    fault_point("mesh", comm)
     mesh_time = time.perf_counter() - wall0
     problem = BioheatProblem(case, bundle)
     probes = locate_probes(problem)
@@ -111,6 +109,8 @@ def run_case(
 
     staged = StagedOutput(out, comm, overwrite)
     try:
+        check_free_space(case, problem.num_dofs(), staged.path, comm)
+        fault_point("time_loop", comm)
         summary = _time_loop(case, problem, probes, probe_names, staged.path, progress, plan)
         summary.update(
             {
@@ -120,12 +120,21 @@ def run_case(
             }
         )
         summary.update(input_report(case, problem, probes, summary))
-        if comm.rank == 0:
-            write_json(staged.path / "summary.json", summary)
-            write_case_toml(staged.path / "case.toml", case.resolved_dict())
-        final = staged.commit()
-    except BaseException:
-        staged.discard()
+        prov = provenance.finish(record, case, problem, bundle)
+
+        def write_results() -> None:
+            fault_point("write", comm)
+            try:
+                write_json(staged.path / "summary.json", summary)
+                write_case_toml(staged.path / "case.toml", case.resolved_dict())
+                write_json(staged.path / "provenance.json", prov)
+            except OSError as err:
+                raise OutputError(f"--out {out}: cannot write the results ({err.strerror or err})") from None
+
+        collective_check(comm, write_results)
+        final = staged.commit({"case_hash": summary["case_hash"]})
+    except BaseException as err:
+        staged.discard(err)
         raise
     checkpoint.remove_folder(plan, comm)
     summary["output_dir"] = str(final)

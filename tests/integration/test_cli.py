@@ -207,11 +207,24 @@ def test_existing_output_folder(bioheat_cmd, cli_env, tmp_path):
     assert (out / "precious.txt").read_text() == "keep me\n"
     assert leftovers(tmp_path, "out") == []
 
+    # issue 10: --overwrite replaces only a result folder of this tool; a foreign one is kept
     r = bioheat(bioheat_cmd, cli_env, "run", SLAB, "--out", out, "--overwrite", "--quiet", cwd=tmp_path)
-    assert r.returncode == 0, r.stdout + r.stderr
-    assert not (out / "precious.txt").exists() and not (out / "sub").exists()
-    assert {"probes.csv", "summary.json", "case.toml", "fields"} == {p.name for p in out.iterdir()}
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "only replaces result folders" in r.stderr
+    assert (out / "precious.txt").read_text() == "keep me\n" and (out / "sub" / "data.csv").is_file()
     assert leftovers(tmp_path, "out") == []
+
+    res = tmp_path / "res"
+    r = bioheat(bioheat_cmd, cli_env, "run", SLAB, "--out", res, "--quiet", cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    (res / "stale.txt").write_text("from the first run\n")
+    r = bioheat(bioheat_cmd, cli_env, "run", SLAB, "--out", res, "--overwrite", "--quiet", cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert not (res / "stale.txt").exists()
+    assert {"probes.csv", "summary.json", "case.toml", "fields", "provenance.json", ".bioheat-result"} == {
+        p.name for p in res.iterdir()
+    }
+    assert leftovers(tmp_path, "res") == []
 
 
 @pytest.mark.timeout(TIMEOUT)

@@ -437,7 +437,10 @@ def test_cache_hit_reads_the_file_and_does_not_mesh(tmp_path, monkeypatch):
     assert not first.from_cache
     assert first.cache_path == cache_file(cache, BOX_TUMOUR) and first.cache_path.is_file()
     assert "built and cached" in first.source and str(first.cache_path) in first.source
-    assert [p.name for p in cache.iterdir()] == [first.cache_path.name], "no temporary files left"
+    # issue 10: the content hash is stored beside the cached mesh
+    assert sorted(p.name for p in cache.iterdir()) == [first.cache_path.name, first.cache_path.name + ".sha256"], (
+        "no temporary files left"
+    )
 
     def no_meshing(*args, **kwargs):
         raise AssertionError("gmsh meshing was invoked on a cache hit")
