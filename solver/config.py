@@ -1480,11 +1480,11 @@ def _format_errors(err: ValidationError, source: str, data: Any = None) -> str:
             lines.extend(f"  {m}" for m in msg.split("\n"))
         elif loc and _RELATIVE_KEY.match(msg):
             # e.g. loc 'geometry' + 'upper_m = [...] must exceed ...' -> 'geometry.upper_m = ...'
-            lines.append(f"  {loc}.{shorten(msg, 300)}")
+            lines.append(f"  {loc}.{shorten(msg, 800)}")
         elif isinstance(value, dict) or e["type"] in ("missing",):
-            lines.append(f"  {loc}: {shorten(msg, 300)}" if loc else f"  {shorten(msg, 300)}")
+            lines.append(f"  {loc}: {shorten(msg, 800)}" if loc else f"  {shorten(msg, 800)}")
         else:
-            lines.append(f"  {loc or '<case>'} = {shorten(repr(value), 120)}: {shorten(msg, 300)}")
+            lines.append(f"  {loc or '<case>'} = {shorten(repr(value), 120)}: {shorten(msg, 800)}")
     return "\n".join([f"{source}: invalid case ({len(lines)} problem(s))"] + lines)
 
 

@@ -29,12 +29,14 @@ def _sphere(h: float, **time) -> object:
 
 
 def test_tiny_mesh_size_is_refused_with_an_estimate():
-    case = _sphere(1e-9)
+    # 20 um passes the plausibility floor of element sizes (10 um, solver.case_checks) but would
+    # still need about 2e10 cells: refused by the cell cap with the estimate
+    case = _sphere(2e-5)
     with pytest.raises(CaseError) as info:
         check_limits(case)
     msg = str(info.value)
-    assert "mesh_size_m = 1e-09" in msg and "cells" in msg and "--max-cells" in msg
-    est = 4.5 * 4 / 3 * math.pi * 0.02**3 / 1e-27
+    assert "mesh_size_m = 2e-05" in msg and "cells" in msg and "--max-cells" in msg
+    est = 4.5 * 4 / 3 * math.pi * 0.02**3 / 2e-5**3
     assert f"{est:.3g}" in msg
 
 
@@ -120,10 +122,10 @@ def test_estimate_is_below_the_real_mesh_of_shipped_cases(name):
 def test_tiny_spine_sizes_are_refused():
     with open(ROOT / "cases" / "spine" / "T8_lytic_intact.toml", "rb") as fh:
         data = tomllib.load(fh)
-    tiny = dict(data["geometry"], mesh_size_m=1e-7, tip_size_m=1e-7, cortex_size_m=1e-7, cord_size_m=1e-7)
+    tiny = dict(data["geometry"], mesh_size_m=2e-5, tip_size_m=2e-5, cortex_size_m=2e-5, cord_size_m=2e-5)
     with pytest.raises(CaseError, match="cells"):
         check_limits(parse_case({**data, "geometry": tiny}, case_dir=ROOT / "cases" / "spine"))
     # only the refinement sizes tiny: still refused (cord and cortex terms of the estimate)
-    tiny = dict(data["geometry"], cortex_size_m=1e-6, cord_size_m=1e-6)
+    tiny = dict(data["geometry"], cortex_size_m=2e-5, cord_size_m=2e-5)
     with pytest.raises(CaseError, match="cells"):
         check_limits(parse_case({**data, "geometry": tiny}, case_dir=ROOT / "cases" / "spine"))
