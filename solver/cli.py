@@ -95,7 +95,7 @@ def cmd_run(args) -> int:
             _say(f"  tumour coverage {r}: {100 * c:.1f} %")
         for r, e in d["critical"].items():
             _say(f"  {r}: max {e['max_temperature_C']:.2f} C, CEM43 {e['max_cem43_min']:.3g} min")
-    if not args.no_report and "damage" in summary and _rank() == 0:
+    if not args.no_report and _rank() == 0:
         from .report import make_report
 
         figures = make_report(summary["output_dir"])
