@@ -172,7 +172,7 @@ def cmd_report(args) -> int:
     if not (folder / "summary.json").exists():
         raise OutputError(f"{folder}: no summary.json (not a result folder of bioheat run)")
     if _rank() == 0:
-        for p in make_report(folder):
+        for p in make_report(folder, convention=args.convention):
             _say(str(p))
     return 0
 
@@ -200,6 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
     m.set_defaults(func=cmd_mesh)
     rp = sub.add_parser("report", help="(re)draw the PNG figures and report.md of a result folder")
     rp.add_argument("dir", help="result folder of bioheat run")
+    rp.add_argument("--convention", choices=["radiological", "neurological"], default=None,
+                    help="axial image display: radiological (patient's left on the image right) or neurological; "
+                    "default: the case's output.report_convention (radiological)")
     rp.set_defaults(func=cmd_report)
     v = sub.add_parser("validate", help="check a case file without running it")
     v.add_argument("case")

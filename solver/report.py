@@ -46,7 +46,7 @@ ISOTHERMS_C = (43.0, 45.0, 57.0)
 ISODOSE_CEM43_MIN = 240.0
 # stable colours per region name (others: a fixed colour picked from the name's CRC)
 REGION_COLOURS = {
-    "tumour": "#39ff14",
+    "tumour": "#10d010",
     "spinal_cord": "#2f6bff",
     "dura": "#ff4fd8",
     "csf": "#9fd3ff",
@@ -231,8 +231,8 @@ def draw_maps(plt, res: Result, path: Path, convention: str) -> Path:
     rows = 2 if has_dose else 1
     ncol = len(planes)
     fig, axes = plt.subplots(rows, ncol, figsize=(4.7 * ncol + 1.2, 4.6 * rows + 1.9), squeeze=False)
-    fig.subplots_adjust(left=0.05, right=0.9, top=0.86 if rows == 2 else 0.8, bottom=0.2 if rows == 2 else 0.3,
-                        wspace=0.32, hspace=0.32)
+    fig.subplots_adjust(left=0.05, right=0.9, top=0.89 if rows == 2 else 0.78, bottom=0.17 if rows == 2 else 0.3,
+                        wspace=0.3, hspace=0.22)
     Tvals = np.concatenate([d[f"{n}_T_max"][np.isfinite(d[f"{n}_T_max"])] for n in planes])
     t_lo = math.floor(min(Tvals.min(), 37.0)) if Tvals.size else 37.0
     t_hi = math.ceil(Tvals.max()) if Tvals.size else 38.0
@@ -251,6 +251,7 @@ def draw_maps(plt, res: Result, path: Path, convention: str) -> Path:
     marks_used: list[tuple[str, str, str]] = []
     mark_ids = _mark_ids(res)
     hot_drawn = []
+    hot_titles: dict[int, list] = {}
     for col, n in enumerate(planes):
         X, Y, aligned = _plane_coords(d, n)
         kind = str(d[f"{n}_kind"])
@@ -302,7 +303,8 @@ def draw_maps(plt, res: Result, path: Path, convention: str) -> Path:
                 dist = max(_to_plane(d, n, seg[0])[2], _to_plane(d, n, seg[1])[2])
                 if dist < 0.002:
                     ax.plot([u0, u1], [v0, v1], color="#ffe600", lw=2.2, solid_capstyle="butt")
-            # hottest node of each critical region
+            # hottest node of each critical region (named in the column's title)
+            hot_here = []
             for r in critical:
                 key = f"hot_{r}_where_m"
                 if key not in d:
@@ -310,26 +312,40 @@ def draw_maps(plt, res: Result, path: Path, convention: str) -> Path:
                 u, v, dist = _to_plane(d, n, d[key])
                 if dist <= 0.001:
                     T = float(d[f"hot_{r}_max_temperature_C"])
-                    ax.plot(u, v, marker="*", ms=13, mfc=region_colour(r), mec="black", mew=0.8, zorder=6)
+                    ax.plot(u, v, marker="*", ms=14, mfc=region_colour(r), mec="black", mew=0.8, zorder=6)
                     if row == 0:
-                        ax.annotate(f"{r.replace('_', ' ')} max {T:.1f} C", (u, v), xytext=(6, -11),
-                                    textcoords="offset points", fontsize=7, zorder=7,
-                                    bbox=dict(boxstyle="round,pad=0.15", fc="white", ec=region_colour(r), alpha=0.85))
+                        hot_here.append((r, T))
                     hot_drawn.append(r)
-            # probes and monitors (numbered)
+            if hot_here:
+                hot_titles[col] = hot_here
+            # probes and monitors (numbered; points closer than 0.3 mm share one label)
+            spots: dict = {}
             for name, kind_m, pos in zip(res.strs("mark_names"), res.strs("mark_kinds"), d["mark_positions_m"]):
                 u, v, dist = _to_plane(d, n, pos)
                 if dist > 0.001 or not (X.min() <= u <= X.max() and Y.min() <= v <= Y.max()):
                     continue
                 ident = mark_ids[(kind_m, name)]
-                ax.plot(u, v, marker="^" if kind_m == "monitor" else "o", ms=5, mfc="#ffe600" if kind_m == "monitor" else "white",
-                        mec="black", mew=0.6, zorder=6)
-                ax.annotate(ident, (u, v), xytext=(3, 3), textcoords="offset points", fontsize=6.5, zorder=7,
-                            color="black", bbox=dict(boxstyle="square,pad=0.05", fc="white", ec="none", alpha=0.7))
+                key = next((k for k in spots if math.hypot(k[0] - u, k[1] - v) < 0.3), (u, v))
+                spots.setdefault(key, []).append((ident, kind_m))
                 marks_used.append((ident, kind_m, name))
+            for (u, v), items in spots.items():
+                monitor = any(k == "monitor" for _, k in items)
+                ax.plot(u, v, marker="^" if monitor else "o", ms=5.5, mfc="#ffe600" if monitor else "white",
+                        mec="black", mew=0.6, zorder=6)
+                ax.annotate("/".join(sorted(i for i, _ in items)), (u, v), xytext=(4, 3), textcoords="offset points",
+                            fontsize=6.5, zorder=7, color="black",
+                            bbox=dict(boxstyle="square,pad=0.05", fc="white", ec="none", alpha=0.75))
             _orient(ax, X, Y, lab, d, n)
-            if row == 0:
-                ax.set_title(str(d[f"{n}_title"]), fontsize=8.5)
+    lim_T = res.limits.get("max_temperature_C", math.inf)
+    for col, n in enumerate(planes):
+        ax = axes[0, col]
+        ax.set_title(str(d[f"{n}_title"]), fontsize=8.5, pad=14 if col in hot_titles else 6)
+        if col in hot_titles:
+            parts = [f"\u2605 {r.replace('_', ' ')} {T:.1f} C" + (f" > {lim_T:g} C limit" if T >= lim_T else "")
+                     for r, T in hot_titles[col]]
+            over = any(T >= lim_T for _, T in hot_titles[col])
+            ax.text(0.5, 1.005, ",  ".join(parts), transform=ax.transAxes, ha="center", va="bottom", fontsize=7.5,
+                    color="#c00000" if over else "black", fontweight="bold" if over else "normal")
     # one colour bar per quantity
     cax = fig.add_axes([0.915, axes[0, -1].get_position().y0, 0.012, axes[0, -1].get_position().height])
     cb = fig.colorbar(im_t, cax=cax)
@@ -347,7 +363,7 @@ def draw_maps(plt, res: Result, path: Path, convention: str) -> Path:
                       label=r.replace("_", " ")) for r in names if r in present]
     if has_dose:
         handles.append(Line2D([], [], color="white", lw=2.4, label=f"ablation zone ({d['criterion']})",
-                              path_effects=_outline()))
+                              path_effects=_outline(3.8)))
         handles += [Line2D([], [], color=ISOTHERM_COLOUR, ls={43.0: ":", 45.0: "--", 57.0: "-"}[c],
                            label=f"{c:g} C isotherm (max over time)") for c in ISOTHERMS_C]
         handles.append(Line2D([], [], color="black", ls="--", label=f"{ISODOSE_CEM43_MIN:g} CEM43 isodose"))
@@ -359,6 +375,9 @@ def draw_maps(plt, res: Result, path: Path, convention: str) -> Path:
     if any(d[f"{n}_cavity"].any() for n in planes):
         handles.append(Patch(fc=CATHETER_COLOUR, label="catheter (cooled, not tissue)"))
     handles.append(Patch(fc=OUTSIDE_COLOUR, ec="0.6", label="outside the model"))
+    for h in handles:
+        if isinstance(h, Line2D) and h.get_linestyle() not in ("None", "") and not h.get_path_effects():
+            h.set_path_effects(_outline(h.get_linewidth() + 1.2))
     fig.legend(handles=handles, loc="lower left", bbox_to_anchor=(0.04, 0.005), ncol=5, fontsize=7.5, frameon=False)
     if marks_used:
         seen, parts = set(), []
@@ -366,7 +385,7 @@ def draw_maps(plt, res: Result, path: Path, convention: str) -> Path:
             if ident not in seen:
                 seen.add(ident)
                 parts.append(f"{ident} {name}" + (" (monitor)" if kind_m == "monitor" else ""))
-        fig.text(0.05, 0.005 + (0.105 if rows == 2 else 0.17), "points within 1 mm of a plane:  " + ",  ".join(parts),
+        fig.text(0.05, 0.005 + (0.095 if rows == 2 else 0.17), "points within 1 mm of a plane:  " + ",  ".join(parts),
                  fontsize=7.5)
     title, colour = _headline(res)
     conv = ("axial images in radiological convention (patient's left on the image right, viewed from the feet)"
@@ -374,16 +393,16 @@ def draw_maps(plt, res: Result, path: Path, convention: str) -> Path:
     frame = ("vertebra frame: origin at the vertebral body centre, x left, y posterior, z cranial; " + conv
              if anatomical else "model frame (mm)")
     fig.suptitle(f"{res.summary['case']}\n{title}", fontsize=11, color=colour, y=0.995)
-    fig.text(0.5, 0.905 if rows == 2 else 0.87, frame, ha="center", fontsize=7.5, color="0.3")
+    fig.text(0.5, 0.935 if rows == 2 else 0.86, frame, ha="center", fontsize=7.5, color="0.3")
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
 
 
-def _outline():
+def _outline(width: float = 3.6):
     from matplotlib import patheffects
 
-    return [patheffects.withStroke(linewidth=3.6, foreground="0.35")]
+    return [patheffects.withStroke(linewidth=width, foreground="0.35")]
 
 
 def _mark_ids(res: Result) -> dict:
@@ -451,9 +470,9 @@ def draw_curves(plt, res: Result, path: Path) -> Path | None:
     if crit_ts is None and probes is None:
         return None
     panels = (["T", "cem"] if crit_ts is not None else []) + (["points"] if probes is not None else [])
-    fig, axes = plt.subplots(len(panels), 1, figsize=(10, 2.9 * len(panels) + 1.0), sharex=True, squeeze=False)
+    fig, axes = plt.subplots(len(panels), 1, figsize=(12, 2.9 * len(panels) + 1.0), sharex=True, squeeze=False)
     axes = axes[:, 0]
-    fig.subplots_adjust(left=0.08, right=0.8, top=0.9, bottom=0.08, hspace=0.12)
+    fig.subplots_adjust(left=0.07, right=0.74, top=0.9, bottom=0.08, hspace=0.12)
     lim = res.limits
     off = res.laser_off()
     # laser-on shading on every panel
@@ -481,9 +500,9 @@ def draw_curves(plt, res: Result, path: Path) -> Path | None:
                 ax.set_ylabel("max temperature in\ncritical region (C)")
                 if "max_temperature_C" in lim:
                     ax.axhline(lim["max_temperature_C"], color="#c00000", ls="--", lw=1.2)
-                    ax.annotate(f"limit {lim['max_temperature_C']:g} C", (1.0, lim["max_temperature_C"]),
-                                xycoords=("axes fraction", "data"), xytext=(3, 0), textcoords="offset points",
-                                va="center", fontsize=8, color="#c00000")
+                    ax.annotate(f"critical-region limit {lim['max_temperature_C']:g} C", (0.005, lim["max_temperature_C"]),
+                                xycoords=("axes fraction", "data"), xytext=(0, 2), textcoords="offset points",
+                                va="bottom", fontsize=8, color="#c00000")
                 ax.set_ylim(bottom=min(36.5, ax.get_ylim()[0]), top=max(ax.get_ylim()[1], lim.get("max_temperature_C", 0) + 1))
             else:
                 ax.set_yscale("log")
@@ -492,34 +511,37 @@ def draw_curves(plt, res: Result, path: Path) -> Path | None:
                 ax.set_ylim(1e-3, ymax)
                 if "max_cem43_min" in lim:
                     ax.axhline(lim["max_cem43_min"], color="#c00000", ls="--", lw=1.2)
-                    ax.annotate(f"limit {lim['max_cem43_min']:g} min", (1.0, lim["max_cem43_min"]),
-                                xycoords=("axes fraction", "data"), xytext=(3, 0), textcoords="offset points",
-                                va="center", fontsize=8, color="#c00000")
+                    ax.annotate(f"critical-region limit {lim['max_cem43_min']:g} min", (0.005, lim["max_cem43_min"]),
+                                xycoords=("axes fraction", "data"), xytext=(0, 2), textcoords="offset points",
+                                va="bottom", fontsize=8, color="#c00000")
         else:
             header, rows = probes
             t = rows[:, 0]
             styles = ["-", "--", ":", "-."]
             ids = _mark_ids(res)
             cycle = plt.get_cmap("tab10")
-            k = 0
+            mon_cycle = ["#d62728", "#1f77b4", "#2ca02c", "#9467bd"]
+            k = km = 0
             for j, name in enumerate(header[1:], start=1):
                 if "." in name:
                     continue
                 if name in monitors:
                     m = monitors[name]
-                    c = cycle(k % 10)
+                    c = mon_cycle[km % 4]
+                    km += 1
                     ax.plot(t, rows[:, j], color=c, lw=3.2, alpha=0.55,
                             label=f"{ids.get(('monitor', name), '')} {name} (monitor)")
                     for key, word in (("high_limit_C", m.get("action", "stop")), ("low_limit_C", "target")):
                         if key in m:
                             ax.axhline(m[key], color=c, ls="-." if key == "low_limit_C" else "--", lw=1.0)
-                            ax.annotate(f"{name} {word} {m[key]:g} C", (1.0, m[key]), xycoords=("axes fraction", "data"),
-                                        xytext=(3, 0), textcoords="offset points", va="center", fontsize=7, color=c)
+                            ax.annotate(f"{name}: {word} {'above' if key == 'high_limit_C' else ''} {m[key]:g} C".replace("  ", " "),
+                                        (0.005, m[key]), xycoords=("axes fraction", "data"), xytext=(0, 2),
+                                        textcoords="offset points", va="bottom", fontsize=7, color=c)
                 else:
-                    c = cycle(k % 10)
+                    c = cycle((k + 4) % 10)
                     ax.plot(t, rows[:, j], color=c, lw=1.2, ls=styles[k % 4],
                             label=f"{ids.get(('probe', name), '')} {name}")
-                k += 1
+                    k += 1
             ax.set_ylabel("temperature (C)")
             if res.power is not None and res.power[1].size:
                 pr = res.power[1]
@@ -529,8 +551,8 @@ def draw_curves(plt, res: Result, path: Path) -> Path | None:
                 ax2.stairs(pr[:, 2], tt, color="0.15", lw=1.2, label="delivered power")
                 ax2.set_ylabel("laser power (W)")
                 ax2.set_ylim(0, max(pr[:, 1].max(), pr[:, 2].max(), 1e-9) * 1.6)
-                ax2.legend(loc="upper right", fontsize=7, frameon=False)
-        ax.legend(loc="upper left", bbox_to_anchor=(1.08 if kind == "points" else 1.07, 1.0), fontsize=7.5, frameon=False)
+                ax2.legend(loc="lower left", bbox_to_anchor=(1.09, 0.0), fontsize=7.5, frameon=False)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.09 if kind == "points" else 1.01, 1.0), fontsize=7.5, frameon=False)
         ax.grid(alpha=0.25)
     axes[-1].set_xlabel("time (s)  (yellow band: laser on)")
     # events: vertical lines everywhere, labels in the top panel staggered so they do not overlap
@@ -619,8 +641,8 @@ def draw_dvh(plt, res: Result, path: Path) -> Path | None:
                     label=f"{r.replace('_', ' ')} ({float(d[f'dvh_volume_m3_{r}']) * 1e6:.2f} mL)")
         for value, label, applies in _limits_for(res, q):
             ax.axvline(value, color="#c00000", ls="--", lw=1.1)
-            ax.annotate(label, (value, 1.0), xycoords=("data", "axes fraction"), xytext=(3, -3),
-                        textcoords="offset points", rotation=90, va="top", fontsize=7, color="#c00000")
+            ax.annotate(label, (value, 0.02), xycoords=("data", "axes fraction"), xytext=(-3, 0),
+                        textcoords="offset points", rotation=90, va="bottom", ha="right", fontsize=7, color="#c00000")
             notes = []
             for r in applies:
                 c = dvh_curves(d, q, r)

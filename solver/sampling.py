@@ -221,9 +221,11 @@ def _window(origin, e1, e2, box, mesh_box) -> tuple[np.ndarray, np.ndarray]:
     return tuple(np.arange(a, b + 0.5 * h, h) for a, b in ext)
 
 
-def plane_specs(problem, hot: dict[str, dict]) -> list[dict]:
+def plane_specs(problem, hot: dict[str, dict], box=None) -> list[dict]:
     """The planes the report shows: name, kind (axial, sagittal, coronal, oblique), origin (m),
-    in-plane unit axes e1 (image right) and e2 (image up before display flips), title."""
+    in-plane unit axes e1 (image right) and e2 (image up before display flips), title.
+    Without an applicator: three orthogonal planes through the centre of ``box`` (the ablation
+    zone or heated zone, (lo, hi) in m), or through the hottest node without one."""
     case = problem.case
     ex, ey, ez = np.eye(3)
     critical = [r for r in case.critical_regions() if r in hot]
@@ -258,11 +260,11 @@ def plane_specs(problem, hot: dict[str, dict]) -> list[dict]:
         planes.append(dict(name="applicator", kind="oblique", origin=tip, e1=a, e2=toward,
                            title=f"along the applicator, across {label}", e2_label=label))
     else:
-        focus = np.asarray(problem.max_temperature()[1], float)
-        if problem.dose is not None:
-            _, focus = _argmax_all(problem, problem.dose.T_max.x.array)
-            focus = np.asarray(focus, float)
-        tag = "hottest point"
+        if box is not None:
+            focus, tag = 0.5 * (box[0] + box[1]), "centre of the heated zone"
+        else:
+            T = problem.dose.T_max if problem.dose is not None else problem.T
+            focus, tag = np.asarray(_argmax_all(problem, T.x.array)[1], float), "hottest point"
         planes.append(dict(name="axial", kind="axial", origin=focus, e1=ex, e2=ey,
                            title=f"axial (x-y) through the {tag} (z = {focus[2] * 1e3:.1f} mm)"))
         planes.append(dict(name="coronal", kind="coronal", origin=focus, e1=ex, e2=ez,
@@ -287,17 +289,24 @@ def _argmax_all(problem, values) -> tuple[float, list[float]]:
 
 def _critical_centre_x(problem, regions: list[str]) -> float | None:
     """Mean x (m) of the nodes of the critical regions (the canal's midline in a spine case)."""
+    c = critical_centre(problem, regions)
+    return None if c is None else float(c[0])
+
+
+def critical_centre(problem, regions: list[str]) -> np.ndarray | None:
+    """Mean position (m) of the nodes of the critical regions (in a spine case, on the canal's
+    axis), or None without critical regions."""
     if not regions:
         return None
     V = problem.V
     n_owned = V.dofmap.index_map.size_local
     coords = V.tabulate_dof_coordinates()
-    s, n = 0.0, 0
+    s, n = np.zeros(3), 0
     for r in regions:
         cells = problem.bundle.cell_tags.find(problem.bundle.regions[r])
         dofs = np.unique(V.dofmap.list[cells].reshape(-1))
         dofs = dofs[dofs < n_owned]
-        s += float(coords[dofs, 0].sum())
+        s += coords[dofs].sum(axis=0)
         n += len(dofs)
     s, n = problem.comm.allreduce(s, op=MPI.SUM), problem.comm.allreduce(n, op=MPI.SUM)
     return s / n if n else None
@@ -379,9 +388,12 @@ def report_data(problem, region_nodes) -> dict:
         out[f"tip_to_{r}_m"] = np.array(d, float)
 
     extra = [np.asarray(p, float) for s in segs for p in s] + [np.asarray(e["where_m"], float) for e in hot.values()]
+    centre = critical_centre(problem, critical)
+    if centre is not None:  # the canal's centre: the cord is shown whole beside the ablation
+        extra.append(centre)
     box = _focus_box(problem, ablated, extra)
     mesh_box = _mesh_box(problem)
-    planes = plane_specs(problem, hot)
+    planes = plane_specs(problem, hot, box)
     out["planes"] = np.array([p["name"] for p in planes], dtype=str)
     for p in planes:
         n = p["name"]
