@@ -95,10 +95,8 @@ def quadrature_samples(problem, functions, tag: int) -> tuple[np.ndarray, np.nda
     weights = (vol[cell_dof][:, None] * (w / w.sum())[None, :]).reshape(-1)
     values = []
     for f in functions:
-        if len(cells):
-            values.append(np.asarray(fem.Expression(f, X).eval(mesh, cells)).reshape(-1))
-        else:
-            values.append(np.zeros(0))
+        expr = fem.Expression(f, X)  # collective (JIT): every rank, with or without cells
+        values.append(np.asarray(expr.eval(mesh, cells)).reshape(-1) if len(cells) else np.zeros(0))
     return np.array(values).reshape(len(functions), -1), weights
 
 
@@ -108,7 +106,7 @@ def cumulative_volume_fraction(values: np.ndarray, weights: np.ndarray, levels: 
     idx = np.searchsorted(levels, values, side="right") - 1  # bin k: levels[k] <= v < levels[k+1]
     keep = idx >= 0
     per_bin = np.bincount(idx[keep], weights=weights[keep], minlength=len(levels)).astype(float)
-    per_bin = comm.allreduce(per_bin, op=MPI.SUM)
+    per_bin = _reduce3(comm, per_bin, MPI.SUM)
     total = comm.allreduce(float(weights.sum()), op=MPI.SUM)
     above = np.cumsum(per_bin[::-1])[::-1]
     return (above / total if total > 0 else np.zeros_like(above)), total
@@ -191,8 +189,7 @@ def _focus_box(problem, ablated: np.ndarray | None, extra_points: list) -> tuple
     pts = coords[pick]
     lo = pts.min(axis=0) if len(pts) else np.full(3, np.inf)
     hi = pts.max(axis=0) if len(pts) else np.full(3, -np.inf)
-    lo = np.array(comm.allreduce(lo, op=MPI.MIN))
-    hi = np.array(comm.allreduce(hi, op=MPI.MAX))
+    lo, hi = _reduce3(comm, lo, MPI.MIN), _reduce3(comm, hi, MPI.MAX)
     for p in extra_points:
         lo, hi = np.minimum(lo, p), np.maximum(hi, p)
     return lo, hi
@@ -201,9 +198,18 @@ def _focus_box(problem, ablated: np.ndarray | None, extra_points: list) -> tuple
 def _mesh_box(problem) -> tuple[np.ndarray, np.ndarray]:
     x = problem.mesh.geometry.x
     comm = problem.comm
-    lo = np.array(comm.allreduce(x.min(axis=0) if len(x) else np.full(3, np.inf), op=MPI.MIN))
-    hi = np.array(comm.allreduce(x.max(axis=0) if len(x) else np.full(3, -np.inf), op=MPI.MAX))
+    lo = _reduce3(comm, x.min(axis=0) if len(x) else np.full(3, np.inf), MPI.MIN)
+    hi = _reduce3(comm, x.max(axis=0) if len(x) else np.full(3, -np.inf), MPI.MAX)
     return lo, hi
+
+
+def _reduce3(comm, local: np.ndarray, op) -> np.ndarray:
+    """Element-wise MIN/MAX/SUM of a float array over ranks (buffer Allreduce: the pickled
+    allreduce cannot take min() of arrays)."""
+    local = np.ascontiguousarray(local, dtype=np.float64)
+    out = np.empty_like(local)
+    comm.Allreduce(local, out, op=op)
+    return out
 
 
 def _window(origin, e1, e2, box, mesh_box) -> tuple[np.ndarray, np.ndarray]:
@@ -308,7 +314,7 @@ def critical_centre(problem, regions: list[str]) -> np.ndarray | None:
         dofs = dofs[dofs < n_owned]
         s += coords[dofs].sum(axis=0)
         n += len(dofs)
-    s, n = problem.comm.allreduce(s, op=MPI.SUM), problem.comm.allreduce(n, op=MPI.SUM)
+    s, n = _reduce3(problem.comm, s, MPI.SUM), problem.comm.allreduce(n, op=MPI.SUM)
     return s / n if n else None
 
 
