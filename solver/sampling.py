@@ -120,6 +120,8 @@ def dvh(problem, regions: list[str]) -> dict[str, np.ndarray]:
     dose = problem.dose
     T = dose.T_max if dose is not None else problem.T
     funcs = [T] + ([dose.cem43, dose.omega] if dose is not None else [])
+    for f in funcs:
+        f.x.scatter_forward()
     samples = {r: quadrature_samples(problem, funcs, problem.bundle.regions[r]) for r in regions}
     lo = min((float(v[0].min()) for v, _ in samples.values() if v.shape[1]), default=math.inf)
     hi = max((float(v[0].max()) for v, _ in samples.values() if v.shape[1]), default=-math.inf)
@@ -224,7 +226,8 @@ def _window(origin, e1, e2, box, mesh_box) -> tuple[np.ndarray, np.ndarray]:
         hi = max(c.max() + WINDOW_MARGIN_M, MIN_HALF_WIDTH_M)
         ext.append((max(lo, m.min()), min(hi, m.max())))
     h = max(PLANE_SPACING_M, max(b - a for a, b in ext) / (MAX_GRID - 1))
-    return tuple(np.arange(a, b + 0.5 * h, h) for a, b in ext)
+    # ends on multiples of h: round-off in the box (e.g. across partitions) does not move the grid
+    return tuple(h * np.arange(math.ceil(a / h - 1e-9), math.floor(b / h + 1e-9) + 1) for a, b in ext)
 
 
 def plane_specs(problem, hot: dict[str, dict], box=None) -> list[dict]:
@@ -251,6 +254,8 @@ def plane_specs(problem, hot: dict[str, dict], box=None) -> list[dict]:
             else:
                 planes[0]["title"] += f", also through the hottest {hottest} node"
         x_sag = _critical_centre_x(problem, critical)
+        if x_sag is not None:  # to 0.1 mm: the midline's round-off does not move the plane
+            x_sag = round(x_sag / 1e-4) * 1e-4
         origin = np.array([tip[0] if x_sag is None else x_sag, tip[1], tip[2]])
         where = "the canal" if x_sag is not None else "the tip centre"
         planes.append(dict(name="sagittal", kind="sagittal", origin=origin, e1=ey, e2=ez,
@@ -365,6 +370,8 @@ def report_data(problem, region_nodes) -> dict:
     for name, tag in problem.bundle.regions.items():
         region.x.array[Q0.dofmap.list[problem.bundle.cell_tags.find(tag)].reshape(-1)] = tag
     fields["region"] = region
+    for f in fields.values():  # ghosts from their owners: a node has one value on every rank
+        f.x.scatter_forward()
 
     for r, e in hot.items():
         out[f"hot_{r}_where_m"] = np.asarray(e["where_m"], float)

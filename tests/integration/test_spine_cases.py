@@ -100,10 +100,14 @@ def test_intact_case_on_two_ranks_matches_serial(spine_runs, bioheat_cmd, cli_en
     ds = np.load(Path(ser["dir"]) / "report_data.npz")
     assert list(dp["planes"]) == list(ds["planes"])
     for p in ds["planes"]:
-        assert np.array_equal(dp[f"{p}_u_m"], ds[f"{p}_u_m"])
+        for ax in ("u", "v"):
+            assert np.allclose(dp[f"{p}_{ax}_m"], ds[f"{p}_{ax}_m"], rtol=0.0, atol=1e-12)
         a, b = dp[f"{p}_T_max"], ds[f"{p}_T_max"]
         both = np.isfinite(a) & np.isfinite(b)
-        assert both.mean() > 0.9 and np.allclose(a[both], b[both], atol=1e-5)
+        # measured up to 0.008 K at a few of 34k points next to the catheter: nodes whose damage
+        # crosses the coagulation threshold at partition-dependent round-off switch perfusion off
+        assert both.mean() > 0.9 and np.allclose(a[both], b[both], atol=0.05)
+        assert np.mean(np.abs(a[both] - b[both]) > 1e-4) < 0.005
         assert np.array_equal(np.nan_to_num(dp[f"{p}_region"], nan=-9), np.nan_to_num(ds[f"{p}_region"], nan=-9)) or (
             np.mean(np.nan_to_num(dp[f"{p}_region"], nan=-9) != np.nan_to_num(ds[f"{p}_region"], nan=-9)) < 1e-3
         )  # points exactly on a cell face may take either neighbour
