@@ -466,13 +466,16 @@ def draw_curves(plt, res: Result, path: Path) -> Path | None:
     """Critical regions' maxima, monitors and probes over time, with limits, laser power, events."""
     crit_ts = res.critical_ts if res.critical_ts is not None and res.critical_ts[1].size else None
     probes = res.probes if res.probes is not None and res.probes[1].size else None
+    if probes is not None and not any("." not in c for c in probes[0][1:]):
+        probes = None  # no probe or monitor columns
     monitors = {m["name"]: m for m in res.case.get("monitor", [])}
     if crit_ts is None and probes is None:
         return None
     panels = (["T", "cem"] if crit_ts is not None else []) + (["points"] if probes is not None else [])
     fig, axes = plt.subplots(len(panels), 1, figsize=(12, 2.9 * len(panels) + 1.0), sharex=True, squeeze=False)
     axes = axes[:, 0]
-    fig.subplots_adjust(left=0.07, right=0.74, top=0.9, bottom=0.08, hspace=0.12)
+    height = 2.9 * len(panels) + 1.0
+    fig.subplots_adjust(left=0.07, right=0.74, top=1.0 - 0.75 / height, bottom=0.5 / height, hspace=0.12)
     lim = res.limits
     off = res.laser_off()
     # laser-on shading on every panel
@@ -543,16 +546,16 @@ def draw_curves(plt, res: Result, path: Path) -> Path | None:
                             label=f"{ids.get(('probe', name), '')} {name}")
                     k += 1
             ax.set_ylabel("temperature (C)")
-            if res.power is not None and res.power[1].size:
-                pr = res.power[1]
-                ax2 = ax.twinx()
-                tt = np.concatenate([[0.0], pr[:, 0]])
-                ax2.stairs(pr[:, 1], tt, color="0.55", ls="--", lw=1.0, label="requested power")
-                ax2.stairs(pr[:, 2], tt, color="0.15", lw=1.2, label="delivered power")
-                ax2.set_ylabel("laser power (W)")
-                ax2.set_ylim(0, max(pr[:, 1].max(), pr[:, 2].max(), 1e-9) * 1.6)
-                ax2.legend(loc="lower left", bbox_to_anchor=(1.09, 0.0), fontsize=7.5, frameon=False)
-        ax.legend(loc="upper left", bbox_to_anchor=(1.09 if kind == "points" else 1.01, 1.0), fontsize=7.5, frameon=False)
+        if kind == panels[-1] and res.power is not None and res.power[1].size:  # laser power on the last panel
+            pr = res.power[1]
+            ax2 = ax.twinx()
+            tt = np.concatenate([[0.0], pr[:, 0]])
+            ax2.stairs(pr[:, 1], tt, color="0.55", ls="--", lw=1.0, label="requested power")
+            ax2.stairs(pr[:, 2], tt, color="0.15", lw=1.2, label="delivered power")
+            ax2.set_ylabel("laser power (W)")
+            ax2.set_ylim(0, max(pr[:, 1].max(), pr[:, 2].max(), 1e-9) * 1.6)
+            ax2.legend(loc="lower left", bbox_to_anchor=(1.09, 0.0), fontsize=7.5, frameon=False)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.09 if kind == panels[-1] else 1.01, 1.0), fontsize=7.5, frameon=False)
         ax.grid(alpha=0.25)
     axes[-1].set_xlabel("time (s)  (yellow band: laser on)")
     # events: vertical lines everywhere, labels in the top panel staggered so they do not overlap

@@ -263,11 +263,12 @@ def plane_specs(problem, hot: dict[str, dict], box=None) -> list[dict]:
         toward = None
         if hottest is not None:
             toward = _perpendicular(a, np.asarray(hot[hottest]["where_m"], float) - tip)
-        label = f"towards the hottest {hottest} node" if toward is not None else "towards cranial"
+        spine = case.geometry.kind == "spine"
+        label = f"towards the hottest {hottest} node" if toward is not None else ("towards cranial" if spine else "towards +z")
         if toward is None:
             toward = _perpendicular(a, ez)
             if toward is None:
-                toward, label = _perpendicular(a, ey), "towards posterior"
+                toward, label = _perpendicular(a, ey), ("towards posterior" if spine else "towards +y")
         planes.append(dict(name="applicator", kind="oblique", origin=tip, e1=a, e2=toward,
                            title=f"along the applicator, across {label}", e2_label=label))
     else:
