@@ -522,6 +522,11 @@ def draw_curves(plt, res: Result, path: Path) -> Path | None:
             t = rows[:, 0]
             styles = ["-", "--", ":", "-."]
             ids = _mark_ids(res)
+            where = {p["name"]: p.get("region") for p in res.summary.get("probes", [])}
+
+            def where_in(name, sep):
+                return f"{sep}{where[name]}" if where.get(name) else ""
+
             cycle = plt.get_cmap("tab10")
             mon_cycle = ["#d62728", "#1f77b4", "#2ca02c", "#9467bd"]
             k = km = 0
@@ -533,7 +538,7 @@ def draw_curves(plt, res: Result, path: Path) -> Path | None:
                     c = mon_cycle[km % 4]
                     km += 1
                     ax.plot(t, rows[:, j], color=c, lw=3.2, alpha=0.55,
-                            label=f"{ids.get(('monitor', name), '')} {name} (monitor)")
+                            label=f"{ids.get(('monitor', name), '')} {name} (monitor{where_in(name, ', in ')})")
                     for key, word in (("high_limit_C", m.get("action", "stop")), ("low_limit_C", "target")):
                         if key in m:
                             ax.axhline(m[key], color=c, ls="-." if key == "low_limit_C" else "--", lw=1.0)
@@ -543,7 +548,7 @@ def draw_curves(plt, res: Result, path: Path) -> Path | None:
                 else:
                     c = cycle((k + 4) % 10)
                     ax.plot(t, rows[:, j], color=c, lw=1.2, ls=styles[k % 4],
-                            label=f"{ids.get(('probe', name), '')} {name}")
+                            label=f"{ids.get(('probe', name), '')} {name}" + (f" (in {where[name]})" if where.get(name) else ""))
                     k += 1
             ax.set_ylabel("temperature (C)")
         if kind == panels[-1] and res.power is not None and res.power[1].size:  # laser power on the last panel
@@ -828,6 +833,13 @@ def report_blocks(res: Result, figures: list[str], convention: str) -> list[tupl
             b.append(("list", items))
     b.append(("p", f"Maximum temperature {s['max_temperature_C']:.2f} C at {_mm(s['max_temperature_location_m'])}, "
                    f"t = {s['max_temperature_time_s']:g} s."))
+
+    if s.get("probes"):
+        b.append(("table", ("probe / monitor", "position", "region"),
+                  [(p["name"], _mm(p["position_m"]), p.get("region") or "outside") for p in s["probes"]]))
+    if s.get("warnings"):
+        b.append(("p", "Warnings:"))
+        b.append(("list", list(s["warnings"])))
 
     # ---------------------------------------------------------------- definitions
     b.append(("h2", "Definitions"))
