@@ -366,6 +366,7 @@ class LoopState:
     peak: dict
     control: Any
     critical: Any
+    recorder: Any = None  # solver.sampling.CriticalRecorder: critical maxima per output step
 
 
 def nodal_arrays(problem) -> dict[str, np.ndarray]:
@@ -541,6 +542,9 @@ class Checkpointer:
         arrays["series.probe_rows"] = np.asarray(ls.rows, dtype=np.float64).reshape(len(ls.rows), ncols)
         arrays["series.power_log"] = np.asarray(p.power_log, dtype=np.float64).reshape(-1, 4)
         arrays["series.krylov_iterations"] = np.asarray(p.stats.iterations, dtype=np.int64)
+        if ls.recorder is not None:
+            width = 1 + 2 * len(ls.recorder.regions)
+            arrays["series.critical_rows"] = np.asarray(ls.recorder.rows, dtype=np.float64).reshape(-1, width)
         buf = io.BytesIO()
         np.savez(buf, **arrays)
         data = buf.getvalue()
@@ -632,6 +636,8 @@ class Checkpointer:
         ls.rows[:] = list(arrays["series.probe_rows"])
         p.power_log[:] = [tuple(r) for r in arrays["series.power_log"].tolist()]
         p.stats.iterations[:] = arrays["series.krylov_iterations"].tolist()
+        if ls.recorder is not None and "series.critical_rows" in arrays:
+            ls.recorder.rows[:] = arrays["series.critical_rows"].tolist()
         ls.peak.clear()
         ls.peak.update(st["peak"])
         if ls.critical is not None and st["critical_peak"] is not None:

@@ -127,7 +127,7 @@ def cmd_run(args) -> int:
     with interrupt_handlers():
         summary = run_case(case, args.out, overwrite=args.overwrite, progress=not args.quiet, resume=args.resume)
     _print_summary(case, summary)
-    if not args.no_report and "damage" in summary:
+    if not args.no_report:  # every run has a report (steady runs too)
         _report_collectively(summary["output_dir"])
     _say(f"outputs in {summary['output_dir']} (probes.csv, summary.json, provenance.json, case.toml, fields/)")
     return 0
@@ -269,7 +269,7 @@ def cmd_report(args) -> int:
         from .report import make_report
 
         try:
-            return [str(p) for p in make_report(folder)]
+            return [str(p) for p in make_report(folder, convention=args.convention)]
         except OSError as err:
             raise OutputError(f"{folder}: cannot read or write the report ({err.strerror or err})") from None
         except (ValueError, KeyError, TypeError, IndexError) as err:
@@ -331,6 +331,9 @@ def build_parser() -> argparse.ArgumentParser:
     m.set_defaults(func=cmd_mesh)
     rp = sub.add_parser("report", help="(re)draw the PNG figures and report.md of a result folder")
     rp.add_argument("dir", help="result folder of bioheat run")
+    rp.add_argument("--convention", choices=["radiological", "neurological"], default=None,
+                    help="axial image display: radiological (patient's left on the image right) or neurological; "
+                    "default: the case's output.report_convention (radiological)")
     rp.set_defaults(func=cmd_report)
     v = sub.add_parser("validate", help="check a case file without running it")
     v.add_argument("case")

@@ -916,6 +916,11 @@ class Output(_Model):
     field_interval_s: PositiveFloat | None = Field(
         None, description="field output interval (s); default: time.output_interval_s"
     )
+    report_convention: Literal["radiological", "neurological"] = Field(
+        "radiological",
+        description="report: display of axial images; radiological (viewed from the feet, patient's left on the "
+        "image right) or neurological (patient's left on the image left)",
+    )
 
 
 class Checkpoint(_Model):

@@ -177,12 +177,15 @@ def _time_loop(case, problem: BioheatProblem, probes, probe_names, folder: Path,
     times: list[float] = []
     rows: list[np.ndarray] = []
     peak = {"value": -math.inf, "where": None, "time": 0.0}
+    recorder = None  # critical regions' maxima over time, for the report
 
     def record(t: float, probe_row: bool, field_frame: bool) -> None:
         if laser is not None and (probe_row or field_frame):
             laser.combine(t, phi_out, heat_out, problem.laser_gate)
         if probe_row:
             times.append(t)
+            if recorder is not None:
+                recorder.record(t)
             if probes is None:
                 rows.append(np.zeros(0))
             else:
@@ -207,13 +210,16 @@ def _time_loop(case, problem: BioheatProblem, probes, probe_names, folder: Path,
         region_nodes = RegionNodes(problem)
         critical = CriticalTracker(problem, case.critical_regions(), region_nodes)
         critical.update(0.0)
+        from .sampling import CriticalRecorder
+
+        recorder = CriticalRecorder(problem, case.critical_regions(), region_nodes)
     ckpt = state = None
     start = 1
     if plan is not None:
         from .checkpoint import Checkpointer, LoopState
 
         ckpt = Checkpointer(plan, problem, case.time.num_steps, case.time.dt_s)
-        state = LoopState(problem, times, rows, peak, control, critical)
+        state = LoopState(problem, times, rows, peak, control, critical, recorder)
         if plan.resume_state is not None:
             start = ckpt.restore(state)[0] + 1
 
@@ -299,13 +305,12 @@ def _time_loop(case, problem: BioheatProblem, probes, probe_names, folder: Path,
         summary["coagulation"] = problem.coagulation.summary()
     if problem.dose is not None:
         from .metrics import compute
-        from .report import sample_planes
 
         summary["damage"] = compute(problem, critical, region_nodes)
         summary["safety"] = summary["damage"].pop("safety")
-        planes = sample_planes(problem)
-        if comm.rank == 0:
-            np.savez_compressed(folder / "report_data.npz", **planes)
+    from .sampling import write_report_data
+
+    write_report_data(problem, folder, region_nodes, recorder)
     if problem.laser is not None:
         summary["control"] = control.summary()
         if comm.rank == 0:

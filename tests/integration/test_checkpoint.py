@@ -112,6 +112,9 @@ def assert_same_run(a, b, out_a: Path, out_b: Path, *, tol: dict | None = None):
     if exact:
         assert np.array_equal(pa, pb)
         assert (out_a / "power.csv").read_text() == (out_b / "power.csv").read_text()
+        # the critical regions' maxima over time (report) survive the resume too
+        assert (out_a / "critical.csv").is_file()
+        assert (out_a / "critical.csv").read_text() == (out_b / "critical.csv").read_text()
         for key in ("control", "max_temperature_C", "max_temperature_time_s", "final_max_temperature_C",
                     "damage", "safety", "krylov_iterations", "coagulation", "light"):
             assert sa[key] == sb[key], key

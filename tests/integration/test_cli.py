@@ -221,7 +221,9 @@ def test_existing_output_folder(bioheat_cmd, cli_env, tmp_path):
     r = bioheat(bioheat_cmd, cli_env, "run", SLAB, "--out", res, "--overwrite", "--quiet", cwd=tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
     assert not (res / "stale.txt").exists()
-    assert {"probes.csv", "summary.json", "case.toml", "fields", "provenance.json", ".bioheat-result"} == {
+    # a steady run has a report too (maps.png, report.md/html from report_data.npz)
+    report = {"report_data.npz", "maps.png", "report.md", "report.html"}
+    assert {"probes.csv", "summary.json", "case.toml", "fields", "provenance.json", ".bioheat-result"} | report == {
         p.name for p in res.iterdir()
     }
     assert leftovers(tmp_path, "res") == []
@@ -262,6 +264,26 @@ SUMMARY_KEYS = {
     "case", "mesh", "ranks", "wall_time_s", "max_temperature_C", "max_temperature_location_m",
     "final_probe_temperatures_C", "versions", "case_hash",
 }
+
+
+def test_steady_report(slab_run, bioheat_cmd, cli_env):
+    """A steady run gets maps and a report, and no time-course figure (nothing to plot over
+    time); `bioheat report` redraws it in either display convention."""
+    out, r = slab_run
+    assert "report: maps.png, report.md, report.html" in r.stdout
+    assert not (out / "probes.png").exists() and not (out / "dose_histogram.png").exists()
+    md = (out / "report.md").read_text()
+    assert "steady state" in md and "![maps.png](maps.png)" in md and "commit" in md
+    import numpy as np
+
+    d = np.load(out / "report_data.npz")
+    assert list(d["planes"]) == ["axial", "coronal", "sagittal"]
+    assert not bool(d["anatomical_frame"])
+    rr = bioheat(bioheat_cmd, cli_env, "report", out, "--convention", "neurological")
+    assert rr.returncode == 0, rr.stdout + rr.stderr
+    assert "maps.png" in rr.stdout and "probes.png" not in rr.stdout
+    rr = bioheat(bioheat_cmd, cli_env, "report", out, "--convention", "sideways")
+    assert rr.returncode == 2 and "sideways" in rr.stderr
 
 
 def test_slab_outputs(slab_run, bioheat_cmd, cli_env, tmp_path):
