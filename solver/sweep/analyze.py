@@ -123,7 +123,9 @@ def analyze(folder: str | Path, *, outputs: list[str] | None = None, map_params:
                          f"{[c for c in runs.columns if c not in ('run_id', 'status')]}")
     params = [p["path"] for p in manifest["parameters"]]
     labels = {p["path"]: p.get("label", p["path"]) for p in manifest["parameters"]}
-    numeric = [p for p in params if np.issubdtype(np.asarray(runs[p]).dtype, np.number)]
+    import pandas as pd
+
+    numeric = [p for p in params if pd.api.types.is_numeric_dtype(runs[p]) and not pd.api.types.is_bool_dtype(runs[p])]
     # per design point (duplicated runs counted per point, as the design weighs them)
     ids = [s["run_id"] for s in manifest["samples"]]
     complete = [rid in done.index for rid in ids]

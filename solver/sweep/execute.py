@@ -165,6 +165,7 @@ def execute_runs(folder: str | Path, run_ids: list[str], comm, *, launch_time: f
                         "overhead_s": launch + wall - summary["solve_time_s"],
                     },
                     "host": socket.gethostname(),
+                    "pid": os.getpid(),
                     "ranks": comm.size,
                     "finished_unix_s": time.time(),
                 }
@@ -333,6 +334,7 @@ def run_mpi(folder: str | Path, *, ranks: int, groups: int, say=print) -> dict[s
     for rid, s in states(folder).items():
         if rid in todo and s == "running":
             _after_process(folder, rid, -1)
+    _progress(folder, float(env[LAUNCH_ENV]), say)
     return count_states(folder)
 
 

@@ -37,9 +37,20 @@ MANIFEST = "manifest.json"
 
 
 def toml_value(value: Any) -> str:
-    """A value as TOML text for a --set item (floats round-trip exactly)."""
-    text = tomli_w.dumps({"v": value})
-    return text.split("=", 1)[1].strip()
+    """A value as inline TOML text for a --set item (floats round-trip exactly; tables inline)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)  # a JSON string is a TOML basic string
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(str(k))} = {toml_value(v)}" for k, v in value.items()) + "}"
+    raise SweepError(f"value {value!r}: cannot be written as TOML")
 
 
 def overrides_for(spec: SweepSpec, values: dict[str, Any]) -> list[str]:
