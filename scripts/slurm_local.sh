@@ -52,9 +52,9 @@ cmd_install() {
     apt-get install -y -qq --no-install-recommends slurm-wlm munge >&2
 }
 
-start_munge() {
+start_munge() {  # $1: folder; notes there when this script started munged (stop ends it then)
     if munge -n 2>/dev/null | unmunge >/dev/null 2>&1; then
-        return 0  # a munged is already running and working
+        return 0  # a munged is already running and working: not ours, left alone
     fi
     mkdir -p /run/munge /var/log/munge /var/lib/munge
     chown munge:munge /run/munge /var/log/munge /var/lib/munge
@@ -76,7 +76,10 @@ start_munge() {
     fi
     local i
     for i in $(seq 1 50); do
-        if munge -n 2>/dev/null | unmunge >/dev/null 2>&1; then return 0; fi
+        if munge -n 2>/dev/null | unmunge >/dev/null 2>&1; then
+            [[ -s /run/munge/munged.pid ]] && cp /run/munge/munged.pid "$1/munged.pid"
+            return 0
+        fi
         sleep 0.2
     done
     die "munged did not start (munge -n | unmunge fails)"
@@ -128,7 +131,7 @@ ${node} NodeAddr=127.0.0.1 State=UNKNOWN
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 EOF
     export SLURM_CONF="$dir/slurm.conf"
-    start_munge
+    start_munge "$dir"
     slurmctld -f "$SLURM_CONF" >&2
     slurmd -f "$SLURM_CONF" >&2
     local i state=""
@@ -156,6 +159,7 @@ cmd_stop() {
     fi
     stop_pidfile "$dir/slurmd.pid"
     stop_pidfile "$dir/slurmctld.pid"
+    stop_pidfile "$dir/munged.pid"   # only when start started it
     log "cluster in $dir stopped"
 }
 

@@ -207,3 +207,84 @@ def test_manifest_is_strict_json(tmp_path):
     plan(spec, tmp_path / "out")
     m = json.loads((tmp_path / "out" / "manifest.json").read_text(), parse_constant=lambda c: pytest.fail(c))
     assert len(m["samples"]) == 3 and all(4.0 <= s["values"]["applicator[0].power_W"] <= 6.0 for s in m["samples"])
+
+
+# --------------------------------------------------------------------------- analysis of known functions
+def _fake_results(folder: Path, f) -> None:
+    """Mark every planned run done with metrics y = f(values) (no solve): the analysis must
+    recover the closed-form indices of f."""
+    from solver.sweep.plan import read_manifest
+
+    m = read_manifest(folder)
+    for s in m["samples"]:
+        d = folder / "runs" / s["run_id"]
+        y = f(s["values"])
+        metrics = {"dura_max_temperature_C": y, "dura_max_cem43_min": 1.0, "limit_temperature_C": 45.0,
+                   "limit_cem43_min": 6.0, "safe": bool(y < 45.0), "verdict": "PASS" if y < 45.0 else "FAIL"}
+        rec = {"run_id": s["run_id"], "metrics": metrics,
+               "timing": {"wall_time_s": 1.0, "solve_time_s": 0.5, "overhead_s": 0.5}}
+        (d / "done.json").write_text(json.dumps(rec))
+
+
+LINEAR = lambda v: 40.0 + v["applicator[0].power_W"] + 5.0 * v["tissues.muscle.conductivity_W_per_mK"]  # noqa: E731
+TWO_UNIFORM = """
+[[parameter]]
+path = "applicator[0].power_W"
+distribution = "uniform"
+low = 4.0
+high = 6.0
+[[parameter]]
+path = "tissues.muscle.conductivity_W_per_mK"
+distribution = "uniform"
+low = 0.4
+high = 0.6
+"""
+
+
+def test_sobol_indices_of_a_linear_function(tmp_path):
+    # y = P + 5 k, P ~ U(4, 6), k ~ U(0.4, 0.6): Var = 4/12 + 25 * 0.04/12, S1 = ST = (0.8, 0.2)
+    from solver.sweep.analyze import analyze
+
+    spec = write(tmp_path, 'design = "sobol"\nsamples = 64\nseed = 3\n' + TWO_UNIFORM)
+    plan(spec, tmp_path / "sob")
+    _fake_results(tmp_path / "sob", LINEAR)
+    r = analyze(tmp_path / "sob", outputs=["dura_max_temperature_C"], say=lambda s: None)["result"]
+    s = r["sensitivity"]["dura_max_temperature_C"]
+    for path, exact in (("applicator[0].power_W", 0.8), ("tissues.muscle.conductivity_W_per_mK", 0.2)):
+        for key in ("S1", "ST"):
+            assert abs(s[path][key] - exact) < max(3 * s[path][key + "_conf"], 0.02), (path, key, s[path])
+    assert (tmp_path / "sob" / "analysis" / "sobol_dura_max_temperature_C.png").exists()
+
+
+def test_morris_elementary_effects_of_a_linear_function(tmp_path):
+    # exact elementary effects per unit quantile range: dy/du = 2 (P: range 2), 1 (k: 5 * 0.2)
+    from solver.sweep.analyze import analyze
+
+    spec = write(tmp_path, 'design = "morris"\nsamples = 6\nseed = 1\n' + TWO_UNIFORM)
+    plan(spec, tmp_path / "mor")
+    _fake_results(tmp_path / "mor", LINEAR)
+    r = analyze(tmp_path / "mor", outputs=["dura_max_temperature_C"], say=lambda s: None)["result"]
+    s = r["sensitivity"]["dura_max_temperature_C"]
+    assert s["applicator[0].power_W"]["mu_star"] == pytest.approx(2.0, rel=1e-5)
+    assert s["tissues.muscle.conductivity_W_per_mK"]["mu_star"] == pytest.approx(1.0, rel=1e-5)
+    assert s["applicator[0].power_W"]["sigma"] == pytest.approx(0.0, abs=1e-5)
+
+
+def test_probability_of_unsafe_from_a_latin_hypercube(tmp_path):
+    # y = P + 5 k + 37.5 is unsafe (>= 45) iff P + 5 k >= 7.5, a line through the centre of the
+    # uniform box and symmetric about it: the exact probability is 1/2
+    from solver.sweep.analyze import analyze
+
+    spec = write(tmp_path, 'design = "lhs"\nsamples = 40\nseed = 5\n' + TWO_UNIFORM)
+    plan(spec, tmp_path / "lhs")
+    _fake_results(tmp_path / "lhs", lambda v: LINEAR(v) - 2.5)  # unsafe iff P + 5 k >= 7.5: half the box
+    out = analyze(tmp_path / "lhs", outputs=["dura_max_temperature_C"], say=lambda s: None)
+    u = out["result"]["unsafe"]
+    k = u["unsafe"]
+    assert u["n"] == 40 and u["p_unsafe"] == k / 40
+    lo, hi = u["wilson_95"]
+    assert lo < 0.5 < hi and tuple(u["wilson_95"]) == pytest.approx(wilson_interval(k, 40))
+    drivers = out["result"]["statistics"]["dura_max_temperature_C"]["drivers"]
+    assert list(drivers)[0] == "applicator[0].power_W"  # the larger share of the variance
+    names = {p.name for p in out["figures"]}
+    assert {"distribution.png", "safety_map.png", "vs_dura_max_temperature_C.png"} <= names
