@@ -345,14 +345,17 @@ def _plot_safety_map(out_dir: Path, df, pair: list[str], labels: dict, *, others
                Line2D([], [], marker="x", ls="", color="tab:red", label="FAIL")]
     if drew:
         handles.append(Line2D([], [], color="cyan", lw=2, label="verdict boundary (interpolated)"))
-    ax.legend(handles=handles, loc="best", fontsize=8, framealpha=0.8)
+    for lo, hi, setter in ((x.min(), x.max(), ax.set_xlim), (y.min(), y.max(), ax.set_ylim)):
+        pad = 0.05 * (hi - lo) if hi > lo else 0.05 * abs(hi) or 1.0
+        setter(lo - pad, hi + pad)  # markers on the edge of the design stay visible
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8, frameon=False)
     ax.set_xlabel(labels.get(pair[0], pair[0]))
     ax.set_ylabel(labels.get(pair[1], pair[1]))
     title = f"Safety map: {int(safe.sum())} PASS, {int((~safe).sum())} FAIL"
     if others:
         title += "\n(other parameters vary too: a projection)"
     ax.set_title(title)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
     path = out_dir / "safety_map.png"
     fig.savefig(path, dpi=110)
     plt.close(fig)
