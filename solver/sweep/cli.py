@@ -67,17 +67,26 @@ def cmd_run(args) -> int:
 
 
 def _report_overhead(folder: Path) -> None:
+    """Mean per-run wall time and overhead with its parts (from the done.json markers)."""
     from .execute import run_dir, states
 
-    over, wall = [], []
+    rows = []
     for rid, s in states(folder).items():
         if s == "done":
-            t = json.loads((run_dir(folder, rid) / "done.json").read_text())["timing"]
-            over.append(t["overhead_s"])
-            wall.append(t["wall_time_s"])
-    if over:
-        _say(f"per run: wall {statistics.mean(wall):.2f} s mean, overhead (launch, imports, mesh load, forms, "
-             f"outputs) {statistics.mean(over):.2f} s mean, {min(over):.2f}-{max(over):.2f} s")
+            rows.append(json.loads((run_dir(folder, rid) / "done.json").read_text())["timing"])
+    if not rows:
+        return
+
+    def mean(key):
+        return statistics.mean(r[key] for r in rows)
+
+    over = [r["overhead_s"] for r in rows]
+    forms = statistics.mean(r["setup_time_s"] - r["mesh_time_s"] for r in rows)
+    tail = statistics.mean(r["wall_time_s"] - r["setup_time_s"] - r["solve_time_s"] for r in rows)
+    _say(f"per run ({len(rows)} done): wall {mean('wall_time_s'):.2f} s, time stepping {mean('solve_time_s'):.2f} s, "
+         f"overhead {statistics.mean(over):.2f} s ({min(over):.2f}-{max(over):.2f}) = launch and imports "
+         f"{mean('launch_to_start_s'):.2f} + mesh build/load {mean('mesh_time_s'):.2f} + forms and set-up "
+         f"{forms:.2f} + metrics and writing {tail:.2f} s (means)")
 
 
 def cmd_status(args) -> int:

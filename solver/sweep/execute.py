@@ -266,6 +266,7 @@ def run_local(folder: str | Path, *, concurrent: int = 1, ranks: int = 1, say=pr
     t0 = time.time()
     last = 0.0
     queue = list(todo)
+    _terminate_on_sigterm()
     try:
         while queue or running:
             while queue and len(running) < concurrent:
@@ -297,6 +298,19 @@ def run_local(folder: str | Path, *, concurrent: int = 1, ranks: int = 1, say=pr
             log.close()
     _progress(folder, t0, say)
     return count_states(folder)
+
+
+def _terminate_on_sigterm() -> None:
+    """SIGTERM (e.g. scancel, kill) ends the executor through its finally clause, which stops
+    its worker processes; without this Python would die at once and leave them running."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        def stop(signum, frame):
+            raise SystemExit(128 + signum)
+
+        signal.signal(signal.SIGTERM, stop)
 
 
 def _after_process(folder: Path, rid: str, rc: int) -> None:

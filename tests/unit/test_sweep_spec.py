@@ -288,3 +288,12 @@ def test_probability_of_unsafe_from_a_latin_hypercube(tmp_path):
     assert list(drivers)[0] == "applicator[0].power_W"  # the larger share of the variance
     names = {p.name for p in out["figures"]}
     assert {"distribution.png", "safety_map.png", "vs_dura_max_temperature_C.png"} <= names
+
+
+@pytest.mark.parametrize("value", [1.0, 0.1 + 0.2, 1e-5, 3, True, "kernel", 'a "quoted" s',
+                                   [[0.0, 6.0], [120.0, 0.0]], [{"name": "p", "position_m": [0.5, 0.0, 0.0]}]])
+def test_values_reach_the_case_exactly_as_planned(value):
+    from solver.overrides import parse_value
+    from solver.sweep.plan import toml_value
+
+    assert parse_value(toml_value(value)) == value
