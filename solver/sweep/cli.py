@@ -97,7 +97,16 @@ def cmd_status(args) -> int:
     _say(f"{folder}: " + ", ".join(f"{k} {v}" for k, v in c.items()) + f" (of {sum(c.values())})")
     job = folder / "slurm" / "job.json"
     if job.exists():
-        _say(f"  slurm job {json.loads(job.read_text())['job_id']}")
+        job_id = json.loads(job.read_text())["job_id"]
+        import subprocess
+
+        try:
+            q = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%T"], capture_output=True, text=True, timeout=30)
+            tasks = q.stdout.split() if q.returncode == 0 else []
+            queue = ", ".join(f"{t.lower()} {tasks.count(t)}" for t in sorted(set(tasks))) or "no task in the queue"
+        except (FileNotFoundError, subprocess.TimeoutExpired):
+            queue = "squeue not available"
+        _say(f"  slurm job {job_id}: {queue}")
     for rid, s in states(folder).items():
         if s == "failed":
             rec = json.loads((run_dir(folder, rid) / "failed.json").read_text())
