@@ -2,7 +2,8 @@
 
 Writes into ``DIR/analysis/``:
 
-- ``analysis.json`` / ``analysis.md``: per analysed output, by design:
+- ``analysis.json`` / ``analysis.md``: per analysed output (for random / lhs also the safety
+  index g below, whose drivers are those of the verdict), by design:
   sobol: first-order and total Sobol indices S1, ST with 95 % bootstrap confidence half-widths
   (SALib ``sobol.analyze``, Saltelli/Jansen estimators, no second order);
   morris: mu*, mu, sigma and the 95 % confidence half-width of mu* (SALib ``morris.analyze``),
@@ -14,7 +15,8 @@ Writes into ``DIR/analysis/``:
   additive-monotone in the inputs; McKay, Beckman & Conover, Technometrics 1979).
 - ``vs_<output>.png``: the output against every numeric parameter (PASS green, FAIL red; the
   limit drawn for critical-region temperatures and CEM43);
-- ``safety_map.png`` (two numeric parameters): the hottest critical region's maximum temperature
+- ``safety_map.png`` (two numeric parameters: ``--map X Y``, else the first two, for random / lhs
+  the two strongest drivers of g): the hottest critical region's maximum temperature
   over the two parameters, the runs marked PASS/FAIL and the verdict boundary: the zero contour
   of g = max over critical regions of max(T_max - T_limit [K], log10(CEM43 / CEM43_limit)),
   which is negative exactly where the verdict is PASS (its zero set does not depend on the
@@ -163,12 +165,17 @@ def analyze(folder: str | Path, *, outputs: list[str] | None = None, map_params:
                 result["sensitivity"][o] = {p: {"mu_star": S["mu_star"][j], "mu_star_conf": S["mu_star_conf"][j],
                                                 "mu": S["mu"][j], "sigma": S["sigma"][j]} for j, p in enumerate(params)}
             figures.append(_plot_indices(out_dir, design, o, result["sensitivity"][o], labels))
+    stat_outputs = list(outputs)
+    if "safe" in done.columns and _critical_regions(done):
+        done = done.copy()
+        done["safety_index"] = safety_index(done)  # drivers of the verdict itself
+        stat_outputs.append("safety_index")
     point_rows = done.loc[[rid for rid, ok in zip(ids, complete) if ok]]
     if design in ("random", "lhs"):
         from scipy.stats import spearmanr
 
         result["statistics"] = {}
-        for o in outputs:
+        for o in stat_outputs:
             y = point_rows[o].to_numpy(float)
             ok = np.isfinite(y)
             entry = {"n": int(ok.sum())}
@@ -206,6 +213,9 @@ def analyze(folder: str | Path, *, outputs: list[str] | None = None, map_params:
         pair = list(map_params)
     else:
         pair = numeric[:2] if len(numeric) >= 2 else None
+        drivers = list(result.get("statistics", {}).get("safety_index", {}).get("drivers", {}))
+        if len(drivers) >= 2:
+            pair = drivers[:2]  # sampled design: the two strongest drivers of the verdict
     if pair and "safe" in done.columns:
         figures.append(_plot_safety_map(out_dir, done, pair, labels, others=len(numeric) > 2))
     result = _clean(result)
