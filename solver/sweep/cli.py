@@ -86,7 +86,7 @@ def _report_overhead(folder: Path) -> None:
     _say(f"per run ({len(rows)} done): wall {mean('wall_time_s'):.2f} s, time stepping {mean('solve_time_s'):.2f} s, "
          f"overhead {statistics.mean(over):.2f} s ({min(over):.2f}-{max(over):.2f}) = launch and imports "
          f"{mean('launch_to_start_s'):.2f} + mesh build/load {mean('mesh_time_s'):.2f} + forms and set-up "
-         f"{forms:.2f} + metrics and writing {tail:.2f} s (means)")
+         f"{forms:.2f} + time-loop set-up, metrics, report sampling and writing {tail:.2f} s (means)")
 
 
 def cmd_status(args) -> int:
