@@ -15,12 +15,13 @@ OUT     ?= results/T8_intact
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help env test test-serial test-mpi run bench clean distclean
+.PHONY: help env slurm-deps test test-serial test-mpi run bench clean distclean
 
 help:
 	@echo "spine-litt targets:"
 	@echo "  make env          create/update $(VENV) (scripts/setup_env.sh; fast when up to date)"
 	@echo "  make test         serial test suite, then the mpi-marked tests under mpiexec -n $(NP)"
+	@echo "  make slurm-deps   install slurm-wlm + munge for the SLURM test (root only, when missing)"
 	@echo "  make test-serial  serial test suite only"
 	@echo "  make test-mpi     mpi-marked tests only, under mpiexec -n $(NP)"
 	@echo "  make run          run a case: bioheat run $(CASE) --out $(OUT) --overwrite"
@@ -47,7 +48,12 @@ elif [ $$rc -eq 124 ] || [ $$rc -eq 137 ]; then echo "make: MPI tests timed out 
 exit $$rc
 endef
 
-test: env
+# the SLURM sweep test needs slurm-wlm and munge: installed here when root and missing
+# (scripts/slurm_local.sh ensure); otherwise that test is skipped with the reason
+slurm-deps:
+	bash scripts/slurm_local.sh ensure
+
+test: env slurm-deps
 	$(SERIAL_PYTEST)
 	$(MPI_STEP)
 

@@ -1,4 +1,4 @@
-"""Command line: ``bioheat run | mesh | report | reproduce | validate | schema | tissues``.
+"""Command line: ``bioheat run | mesh | report | reproduce | validate | schema | tissues | sweep``.
 
 Exit codes: 0 success, 2 invalid input (case, output folder), 3 solver failure,
 75 stopped on SIGTERM/SIGINT during the time loop after writing a checkpoint (continue with
@@ -348,6 +348,9 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("tissues", help="print the default tissue library")
     t.add_argument("--json", action="store_true")
     t.set_defaults(func=cmd_tissues)
+    from .sweep.cli import add_sweep_parser
+
+    add_sweep_parser(sub)
     return p
 
 

@@ -1347,8 +1347,11 @@ class Case(_Model):
                 for cand in (tname, override.base if override is not None else None, base_name):
                     key = OPTICAL_ALIASES.get(cand, cand) if cand else None
                     if key in table:
-                        data["absorption_per_m"] = table[key].absorption_per_m
-                        data["reduced_scattering_per_m"] = table[key].reduced_scattering_per_m
+                        # the table fills only what the case leaves out: an explicit coefficient stays
+                        if data.get("absorption_per_m") is None:
+                            data["absorption_per_m"] = table[key].absorption_per_m
+                        if data.get("reduced_scattering_per_m") is None:
+                            data["reduced_scattering_per_m"] = table[key].reduced_scattering_per_m
                         if key in MODELLING_CHOICES.get(nm, ()):
                             data["source"] = f"{data['source']}; optics at {nm} nm: {OPTICAL_MODELLING_CHOICE}"
                         break
