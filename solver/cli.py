@@ -7,7 +7,6 @@ Messages go to stderr from rank 0 only.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -53,7 +52,9 @@ def cmd_tissues(args) -> int:
 
     lib = library()
     if args.json:
-        _say(json.dumps(lib, indent=2))
+        from .jsonio import dumps
+
+        _say(dumps(lib, indent=2))
         return 0
     _say(f"{'tissue':<20} {'rho kg/m3':>10} {'c J/kg/K':>9} {'k W/m/K':>8} {'W W/m3/K':>9}  source")
     for name in sorted(lib):
@@ -82,6 +83,8 @@ def cmd_run(args) -> int:
         f"max temperature {summary['max_temperature_C']:.2f} C at "
         f"{[round(c, 5) for c in summary['max_temperature_location_m']]} m, t = {summary['max_temperature_time_s']:g} s"
     )
+    for warning in summary.get("warnings", []):
+        _say(f"warning: {warning}", err=True)
     for name, value in summary["final_probe_temperatures_C"].items():
         _say(f"  probe {name}: {value:.3f} C")
     if "manufactured" in summary:
@@ -94,7 +97,10 @@ def cmd_run(args) -> int:
         for r, c in d["tumour_coverage"].items():
             _say(f"  tumour coverage {r}: {100 * c:.1f} %")
         for r, e in d["critical"].items():
-            _say(f"  {r}: max {e['max_temperature_C']:.2f} C, CEM43 {e['max_cem43_min']:.3g} min")
+            if e["max_temperature_C"] is None:  # every node of the region is next to a point source
+                _say(f"  {r}: no node outside the singular neighbourhood of point/line sources")
+            else:
+                _say(f"  {r}: max {e['max_temperature_C']:.2f} C, CEM43 {e['max_cem43_min']:.3g} min")
     if not args.no_report and "damage" in summary and _rank() == 0:
         from .report import make_report
 
@@ -107,9 +113,8 @@ def cmd_run(args) -> int:
 def cmd_mesh(args) -> int:
     """Build the case's mesh, print its statistics; --preview writes PNG slices and the tagged
     mesh (XDMF) for ParaView into --out."""
-    import json as _json
-
     from .config import load_case
+    from .jsonio import dumps
 
     case = load_case(args.case)
     from mpi4py import MPI
@@ -125,7 +130,7 @@ def cmd_mesh(args) -> int:
     stats["build_or_load_time_s"] = build_s
     stats["source"] = str(bundle.source)
     stats.update(_anatomy_distances(case))
-    _say(_json.dumps(stats, indent=2))
+    _say(dumps(stats, indent=2))
     if args.preview:
         out = Path(args.out)
         if _rank() == 0:
@@ -135,7 +140,7 @@ def cmd_mesh(args) -> int:
         slices = slice_regions(case, bundle)
         if _rank() == 0:
             paths = draw_slices(case, bundle, slices, out)
-            (out / "mesh_statistics.json").write_text(_json.dumps(stats, indent=2) + "\n")
+            (out / "mesh_statistics.json").write_text(dumps(stats, indent=2) + "\n")
             _say("preview: " + ", ".join(str(p) for p in paths) + f", {out / 'mesh_regions.xdmf'}")
     return 0
 

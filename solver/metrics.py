@@ -35,14 +35,19 @@ def ablation_field(problem) -> tuple[fem.Function, float, str]:
 class RegionNodes:
     """Owned nodes (dofs) of each region, for maxima over regions."""
 
-    def __init__(self, problem):
+    def __init__(self, problem, exclude: np.ndarray | None = None):
+        """``exclude``: bool per local dof, nodes to leave out (singular neighbourhoods of point
+        and line sources, solver.temperature_range)."""
         V = problem.V
         n_owned = V.dofmap.index_map.size_local
         self.nodes = {}
         for region, tag in problem.bundle.regions.items():
             cells = problem.bundle.cell_tags.find(tag)
             dofs = np.unique(V.dofmap.list[cells].reshape(-1))
-            self.nodes[region] = dofs[dofs < n_owned]
+            dofs = dofs[dofs < n_owned]
+            if exclude is not None:
+                dofs = dofs[~exclude[dofs]]
+            self.nodes[region] = dofs
         self.coords = V.tabulate_dof_coordinates()
         self.comm = problem.comm
 

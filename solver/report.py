@@ -254,8 +254,15 @@ def _probes(plt, folder: Path, summary: dict, path: Path) -> Path | None:
     return path
 
 
+def _num(value, fmt: str) -> str:
+    """A number formatted, or n/a where it does not exist (null in summary.json)."""
+    return "n/a" if value is None else format(value, fmt)
+
+
 def _markdown(summary: dict, path: Path, figures: list[str]) -> Path:
     lines = [f"# {summary['case']}", ""]
+    for w in summary.get("warnings", []):
+        lines += [f"**Warning:** {w}", ""]
     safety = summary.get("safety")
     if safety:
         lines += [f"**Safety verdict:** {safety['verdict']}", ""]
@@ -284,8 +291,9 @@ def _markdown(summary: dict, path: Path, figures: list[str]) -> Path:
                 margin = "n/a" if e["margin_m"] is None else f"{1e3 * e['margin_m']:.2f}"
                 when = "n/a" if e["max_temperature_time_s"] is None else f"{e['max_temperature_time_s']:g}"
                 lines.append(
-                    f"| {r} | {e['max_temperature_C']:.2f} | {when} | {e['max_cem43_min']:.3g} | "
-                    f"{e['max_omega']:.3g} | {e['time_above_43C_s']:.0f} | {e['time_above_45C_s']:.0f} | {margin} | "
+                    f"| {r} | {_num(e['max_temperature_C'], '.2f')} | {when} | {_num(e['max_cem43_min'], '.3g')} | "
+                    f"{_num(e['max_omega'], '.3g')} | {_num(e['time_above_43C_s'], '.0f')} | "
+                    f"{_num(e['time_above_45C_s'], '.0f')} | {margin} | "
                     f"{'yes' if e['safe'] else 'NO'} |"
                 )
             lines.append("")
@@ -299,7 +307,8 @@ def _markdown(summary: dict, path: Path, figures: list[str]) -> Path:
             "",
         ]
         for ev in ctrl["events"]:
-            lines.append(f"- t = {ev['time_s']:g} s: {ev['event']} ({ev['monitor']}: {ev['temperature_C']:.2f} C)")
+            reading = "" if ev["temperature_C"] is None else f" ({ev['monitor']}: {ev['temperature_C']:.2f} C)"
+            lines.append(f"- t = {ev['time_s']:g} s: {ev['event']}{reading}")
         lines.append("")
     lines += [f"Maximum temperature {summary['max_temperature_C']:.2f} C at t = {summary['max_temperature_time_s']:g} s", ""]
     lines += [f"![{f}]({f})" for f in figures if f.endswith(".png")]
