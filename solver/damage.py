@@ -110,7 +110,7 @@ def _log_sinhc(u: np.ndarray) -> np.ndarray:
     a = np.abs(u)
     small = a < 1e-4
     safe = np.where(small, 1.0, a)
-    big = safe + np.log1p(-np.exp(-2.0 * safe)) - np.log(2.0 * safe)
+    big = safe + np.log1p(-np.exp(-2.0 * np.minimum(safe, 300.0))) - np.log(2.0 * safe)  # no underflow
     return np.where(small, a * a / 6.0, big)
 
 
@@ -150,7 +150,7 @@ def cem43_log_increment(T0_C, T1_C, dt_s: float) -> np.ndarray:
 def cem43_increment(T0_C, T1_C, dt_s: float) -> np.ndarray:
     """CEM43 minutes accumulated over a step with T linear from T0 to T1 (C), saturated at
     CEM43_CAP_MIN (see cem43_log_increment for the rule)."""
-    return np.exp(np.minimum(cem43_log_increment(T0_C, T1_C, dt_s), _LOG_CEM43_CAP))
+    return np.minimum(np.exp(np.minimum(cem43_log_increment(T0_C, T1_C, dt_s), _LOG_CEM43_CAP + 1.0)), CEM43_CAP_MIN)
 
 
 def cem43_increment_capped(dose_min, T0_C, T1_C, dt_s: float) -> np.ndarray:

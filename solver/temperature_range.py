@@ -69,12 +69,13 @@ class TemperatureWatch:
                 kind = "segment"
             else:
                 continue
-            # local cell size: the largest cell with a node within the requested radius (or,
-            # on a mesh coarser than the radius, the cells nearest the source)
+            # local cell size: the mean size (longest edge) of the cells with a node within the
+            # requested radius (or, on a mesh coarser than the radius, of the nearest cells)
             cell_dist = dist[cell_dofs].min(axis=1) if n_cells else np.zeros(0)
             nearest = self.comm.allreduce(float(cell_dist.min()) if n_cells else math.inf, op=MPI.MIN)
             near = cell_dist <= max(src.exclusion_radius_m, nearest)
-            h_local = self.comm.allreduce(float(h[near].max()) if near.any() else 0.0, op=MPI.MAX)
+            total = self.comm.allreduce(np.array([float(h[near].sum()), float(near.sum())]), op=MPI.SUM)
+            h_local = float(total[0] / total[1])
             radius = max(src.exclusion_radius_m, 2.0 * h_local)
             inside = dist <= radius
             self.excluded |= inside
