@@ -79,4 +79,4 @@ class DoseTracker:
         np.maximum(self.T_max.x.array, T1, out=self.T_max.x.array)
         for lvl, acc in self.time_above.items():
             acc += _time_above(T0, T1, lvl, dt)
-        self.zone.after_step(dt)
+        self.zone.after_step(dt, T0)

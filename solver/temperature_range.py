@@ -29,7 +29,7 @@ from mpi4py import MPI
 from .bioheat import SolverError
 from .config import PointSource, SegmentSource
 
-MODEL_LIMIT_C = 100.0  # water boils: above it the model's temperatures are overestimates
+from .zone import MODEL_LIMIT_C  # 100 C: water boils
 
 
 def _distance_to_segment(x: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
