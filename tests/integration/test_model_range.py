@@ -85,7 +85,9 @@ def test_cem43_overflow_case(bioheat_cmd, cli_env, tmp_path):
     assert summary["max_temperature_C"] < 100.0
     body = summary["damage"]["critical"]["body"]
     assert body["max_temperature_C"] == pytest.approx(summary["max_temperature_C"])
-    assert body["max_cem43_min"] < 1.0
+    # outside the neighbourhood the dose is large (CEM43 doubles per K above 43 C) but not the
+    # saturated value of the source node
+    assert 0.0 < body["max_cem43_min"] < CEM43_CAP_MIN
     assert "raw nodal maximum there" in r.stderr and "above 100 C" in r.stderr
     assert summary["warnings"] and "report.md" in [p.name for p in out.iterdir()]
 
