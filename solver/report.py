@@ -65,6 +65,7 @@ def sample_planes(problem) -> dict:
         region.x.array[Q0.dofmap.list[problem.bundle.cell_tags.find(tag)].reshape(-1)] = tag
     region.x.scatter_forward()
     field, threshold, label = ablation_field(problem)
+    field, threshold = _display_field(problem, field, threshold)
     dose = problem.dose
     out: dict = {
         "grid_m": s,
@@ -101,6 +102,24 @@ def sample_planes(problem) -> dict:
         out[f"hist_{r}"] = counts
     out["hist_bins_log10_min"] = HIST_BINS
     return out
+
+
+def _display_field(problem, field, threshold):
+    """The ablation contour of the maps is drawn on a quantity that interpolates sanely: the
+    damage fraction 1 - exp(-Omega) (in [0, 1)) or log10 CEM43, not the raw dose, whose
+    interpolant between nodes decades apart is meaningless (and negative for P2). The zone
+    that is measured is solver.zone's; the contour is for display."""
+    from dolfinx import fem
+
+    criterion = problem.case.damage.ablation_criterion
+    if criterion == "isotherm":
+        return field, threshold
+    shown = fem.Function(problem.V)
+    if criterion == "omega":
+        shown.x.array[:] = -np.expm1(-field.x.array)
+        return shown, float(-np.expm1(-threshold))
+    shown.x.array[:] = np.log10(np.maximum(field.x.array, 1e-30))
+    return shown, float(np.log10(threshold))
 
 
 def _sum_op():
