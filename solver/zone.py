@@ -38,8 +38,8 @@ MODEL_LIMIT_C = 100.0  # water boils: above it the model's temperatures are over
 
 # Degree 4 has 14 points per tetrahedron, all with positive weights (Xiao-Gimbutas); degree 3
 # has a negative weight, which an indicator integral must not have. Measured on the designed
-# sphere (test_ablation_zone.py), degree 2 (4 points) leaves a sampling error about twice as
-# large at the same cost per point.
+# sphere (test_ablation_zone.py, P2, where T is exact and only the sampling is left): degree 2
+# (4 points) gives 2.0 % and 0.37 % volume error at h = 2 and 1 mm, degree 4 0.49 % and 0.05 %.
 ZONE_QUADRATURE_DEGREE = 4
 # A point never hotter than the temperature at which the whole run would give it this fraction
 # of the dose threshold is left out of the dose integration (see ZoneSampler._dose_floor).
