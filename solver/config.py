@@ -993,15 +993,6 @@ class Case(_Model):
         self._check_damage()
         if self.coagulation.enabled and self.time.mode == "steady":
             raise ValueError("coagulation.enabled = true needs time.mode = 'transient' (damage accumulates in time)")
-        if self.coagulation.enabled and self.solver.element_degree != 1:
-            # Coagulation lumps perfusion (row sums) so that damage only changes a diagonal; for
-            # P2 tetrahedra the row sums of the mass matrix are zero or negative at vertices.
-            raise ValueError(
-                f"coagulation.enabled = true with solver.element_degree = {self.solver.element_degree}: "
-                "not supported (the lumped perfusion of coagulation needs P1; row-sum lumping of P2 "
-                "gives negative nodal weights); allowed: solver.element_degree = 1 with coagulation, "
-                "or coagulation.enabled = false"
-            )
         if self.manufactured is not None:
             from .analytic import MANUFACTURED
 
@@ -1076,7 +1067,19 @@ class Case(_Model):
                 raise ValueError(f"tissues.{tname}: give both absorption_per_m and reduced_scattering_per_m")
         del lib_names
 
+    def _check_coagulation_degree(self) -> None:
+        """Coagulation lumps perfusion (row sums) so that damage only changes a diagonal; for
+        P2 tetrahedra the vertex rows of the mass matrix sum to -|K|/20 (negative weights)."""
+        if self.coagulation.enabled and self.solver.element_degree != 1:
+            raise ValueError(
+                f"coagulation.enabled = true with solver.element_degree = {self.solver.element_degree}: "
+                "not supported (the lumped perfusion of coagulation needs P1; row-sum lumping of P2 "
+                "gives negative nodal weights); allowed: solver.element_degree = 1 with coagulation, "
+                "or coagulation.enabled = false"
+            )
+
     def _check_damage(self) -> None:
+        self._check_coagulation_degree()
         have = list(self.regions)
         for key in ("tumour_regions", "critical_regions"):
             for j, r in enumerate(getattr(self.damage, key) or []):
