@@ -113,7 +113,7 @@ class TemperatureWatch:
         value, where = self.max_temperature()
         if value > self.ceiling:
             raise SolverError(
-                f"step {step}, t = {t:g} s: temperature {value:.1f} C at {_fmt_mm(where)} exceeds "
+                f"{self._when(step, t)}: temperature {value:.1f} C at {_fmt_mm(where)} exceeds "
                 f"solver.temperature_ceiling_C = {self.ceiling:g} C; above 100 C the model (no "
                 "vaporisation, no charring) does not hold: lower the power or shorten the dose"
             )
@@ -127,7 +127,10 @@ class TemperatureWatch:
         local = self.coords[bad[0]].tolist() if len(bad) else None
         found = [w for w in self.comm.allgather(local) if w is not None]
         place = f" (non-finite at {_fmt_mm(found[0])})" if found else ""
-        return SolverError(f"step {step}, t = {t:g} s: {err}{place}")
+        return SolverError(f"{self._when(step, t)}: {err}{place}")
+
+    def _when(self, step: int, t: float) -> str:
+        return "steady solve" if self.p.steady else f"step {step}, t = {t:g} s"
 
     # ------------------------------------------------------------------ summary
     def volume_above_limit(self) -> float:

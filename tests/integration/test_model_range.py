@@ -177,3 +177,16 @@ def test_shipped_15W_muscle_case_warns(bioheat_cmd, cli_env, tmp_path):
     assert tr["volume_above_model_limit_m3"] > 0.0 and math.isfinite(tr["first_above_time_s"])
     assert "warning: temperatures above 100 C" in r.stderr
     assert "temperatures above 100 C" in (out / "report.md").read_text()
+
+
+def test_steady_above_the_ceiling_stops_with_exit_3(bioheat_cmd, cli_env, tmp_path):
+    """A steady box, faces at 37 C, 2e8 W/m3 (hundreds of kelvin above 150 C inside): exit 3."""
+    data = _heated_box(2.0e8, 1.0)
+    data["time"] = {"mode": "steady"}
+    data["boundary"] = [{"type": "dirichlet", "surface": "outer", "temperature_C": 37.0}]
+    case = _write(tmp_path / "steady.toml", data)
+    out = tmp_path / "out"
+    r = run(bioheat_cmd, cli_env, "run", case, "--out", out, "--quiet", cwd=tmp_path)
+    assert r.returncode == 3, r.stdout + r.stderr
+    assert "steady solve: temperature" in r.stderr and "temperature_ceiling_C = 150" in r.stderr
+    assert not out.exists()
