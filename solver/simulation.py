@@ -250,7 +250,7 @@ def _time_loop(case, problem: BioheatProblem, probes, probe_names, folder: Path,
     }
     range_entries, warnings = watch.summary(peak)
     summary.update(range_entries)
-    summary["warnings"] = warnings
+    summary.setdefault("warnings", []).extend(warnings)  # other producers may add their own
     if laser is not None:
         end = n_steps * case.time.dt_s if case.time.mode == "transient" else 0.0
         summary["light"] = laser.summary(end)
