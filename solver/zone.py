@@ -91,8 +91,10 @@ class ZoneSampler:
         tmax_floor = MODEL_LIMIT_C
         if criterion == "isotherm":
             tmax_floor = min(tmax_floor, problem.case.damage.ablation_isotherm_C)
-        self.cell_floor = np.minimum(self._dose_floor(problem.case), tmax_floor) * np.ones(n)
+        self.dose_floor = self._dose_floor(problem.case) * np.ones(n)  # C, per cell
+        self.cell_floor = np.minimum(self.dose_floor, tmax_floor)
         self._was_hot = np.zeros(n, dtype=bool)
+        self._bound_prev = None
 
     def _dose_floor(self, case) -> np.ndarray | float:
         """Temperature (C) below which a cell's dose is not integrated, per cell.
@@ -136,11 +138,14 @@ class ZoneSampler:
         self.T_prev = self.temperature()
         self.T_max = self.T_prev.copy()
         self._was_hot[:] = True  # T_prev is valid everywhere
+        self._bound_prev = self._bound(self.p_T.x.array)
 
     def after_step(self, dt: float, T_prev_nodal: np.ndarray) -> None:
         """Advance the doses over a step; ``T_prev_nodal``: T (C) at the step's start, per dof."""
-        T_now = self.p_T.x.array
-        hot = (self._bound(T_now) > self.cell_floor) | (self._bound(T_prev_nodal) > self.cell_floor)
+        bound_now = self._bound(self.p_T.x.array)
+        # the bound at the step's start is the one kept from the previous step (same T)
+        hot = (bound_now > self.cell_floor) | (self._bound_prev > self.cell_floor)
+        self._bound_prev = bound_now
         cells = np.flatnonzero(hot)
         stale = cells[~self._was_hot[cells]]  # T_prev at these points was not kept: evaluate it
         if len(stale):
@@ -148,10 +153,16 @@ class ZoneSampler:
             self.T_prev[stale] = self._eval(self._T_prev_expr, stale)
         T1 = self._eval(self._T_expr, cells)
         T0 = self.T_prev[cells]
-        if self.omega is not None:
-            self.omega[cells] += arrhenius_increment(T0, T1, dt, self.A[cells, None], self.Ea[cells, None])
-        if self.cem43 is not None:
-            self.cem43[cells] = cem43_increment_capped(self.cem43[cells], T0, T1, dt)
+        if self.omega is not None or self.cem43 is not None:
+            # the dose only where a point itself passes the floor (not merely its cell)
+            dosed = np.maximum(T0, T1) > self.dose_floor[cells, None]
+            rows, cols = np.nonzero(dosed)
+            at = (cells[rows], cols)
+            if self.omega is not None:
+                c = cells[rows]
+                self.omega[at] += arrhenius_increment(T0[dosed], T1[dosed], dt, self.A[c], self.Ea[c])
+            else:
+                self.cem43[at] = cem43_increment_capped(self.cem43[at], T0[dosed], T1[dosed], dt)
         self.T_max[cells] = np.maximum(self.T_max[cells], T1)
         self.T_prev[cells] = T1
         self._was_hot = hot
