@@ -114,7 +114,29 @@ def _trig_exp_t_dt(x, t, m):
     return -(_trig_exp_t(x, t, m) - 37.0) / _TAU
 
 
+HOT_SPHERE_RADIUS_M = 0.01
+HOT_SPHERE_PEAK_RISE_K = 23.0
+
+
+def _hot_sphere(x, t, m):
+    # Quadratic (exact in P2), radial: every isotherm and every dose level set of a field
+    # held for a time t is a sphere, r(T) = R sqrt(1 - (T - 37) / 23).
+    r2 = (x[0] * x[0] + x[1] * x[1] + x[2] * x[2]) / (HOT_SPHERE_RADIUS_M * HOT_SPHERE_RADIUS_M)
+    return 37.0 + HOT_SPHERE_PEAK_RISE_K * (1.0 - r2)
+
+
+def hot_sphere_radius(level_C: float) -> float:
+    """Radius (m) of the level_C isotherm of 'hot_sphere' (37 < level_C < 60 C)."""
+    return HOT_SPHERE_RADIUS_M * math.sqrt(1.0 - (level_C - 37.0) / HOT_SPHERE_PEAK_RISE_K)
+
+
 MANUFACTURED: dict[str, ManufacturedSolution] = {
+    "hot_sphere": ManufacturedSolution(
+        "steady radial hot spot 37 + 23 (1 - r^2 / (1 cm)^2) C: spherical isotherms and dose zones",
+        _hot_sphere,
+        _zero,
+        True,
+    ),
     "steady_trig": ManufacturedSolution(
         "steady smooth trigonometric field, 10 K amplitude on a 1 cm scale", _steady_trig, _zero, True
     ),

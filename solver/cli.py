@@ -105,7 +105,9 @@ def cmd_tissues(args) -> int:
 
     lib = library()
     if args.json:
-        _say(json.dumps(lib, indent=2))
+        from .jsonio import dumps
+
+        _say(dumps(lib, indent=2))
         return 0
     _say(f"{'tissue':<20} {'rho kg/m3':>10} {'c J/kg/K':>9} {'k W/m/K':>8} {'W W/m3/K':>9}  source")
     for name in sorted(lib):
@@ -174,13 +176,16 @@ def _print_summary(case, summary) -> None:
         for r, c in d["tumour_coverage"].items():
             _say(f"  tumour coverage {r}: {100 * c:.1f} %")
         for r, e in d["critical"].items():
-            _say(f"  {r}: max {e['max_temperature_C']:.2f} C, CEM43 {e['max_cem43_min']:.3g} min")
+            if e["max_temperature_C"] is None:  # every node of the region is next to a point source
+                _say(f"  {r}: no node outside the singular neighbourhood of point/line sources")
+            else:
+                _say(f"  {r}: max {e['max_temperature_C']:.2f} C, CEM43 {e['max_cem43_min']:.3g} min")
 
 
 def cmd_mesh(args) -> int:
     """Build the case's mesh, print its statistics; --preview writes PNG slices and the tagged
     mesh (XDMF) for ParaView into --out."""
-    import json as _json
+    from .jsonio import dumps
 
     case = _load_case(args)
     from mpi4py import MPI
@@ -201,7 +206,7 @@ def cmd_mesh(args) -> int:
     stats["build_or_load_time_s"] = build_s
     stats["source"] = str(bundle.source)
     stats.update(_anatomy_distances(case))
-    _say(_json.dumps(stats, indent=2))
+    _say(dumps(stats, indent=2))
     if args.preview:
         out = Path(args.out)
 
@@ -221,7 +226,7 @@ def cmd_mesh(args) -> int:
         def draw() -> list[str]:
             try:
                 paths = draw_slices(case, bundle, slices, out)
-                (out / "mesh_statistics.json").write_text(_json.dumps(stats, indent=2) + "\n")
+                (out / "mesh_statistics.json").write_text(dumps(stats, indent=2) + "\n")
             except OSError as err:
                 raise OutputError(f"--out {out}: cannot write the preview ({err.strerror or err})") from None
             return [str(p) for p in paths]

@@ -97,38 +97,66 @@ def arrhenius_increment(T0_C, T1_C, dt_s: float, A_per_s: float, Ea_J_per_mol: f
     return out
 
 
-def cem43_increment(T0_C, T1_C, dt_s: float) -> np.ndarray:
-    """CEM43 minutes accumulated over a step with T linear from T0 to T1 (C).
+# CEM43 saturates here (minutes; about 1.9 million years at 43 C). Thresholds in use are
+# 240 min (ablation) and a few minutes (safety), so a capped dose still compares correctly
+# with every threshold, and no dose overflows to inf however hot a node gets (a point source
+# reaches thousands of C at its node, where R^(43 - T) exceeds the largest double).
+CEM43_CAP_MIN = 1.0e12
+_LOG_CEM43_CAP = math.log(CEM43_CAP_MIN)
+
+
+def _log_sinhc(u: np.ndarray) -> np.ndarray:
+    """log(sinh(u) / u), without overflow for large |u|."""
+    a = np.abs(u)
+    small = a < 1e-4
+    safe = np.where(small, 1.0, a)
+    big = safe + np.log1p(-np.exp(-2.0 * np.minimum(safe, 300.0))) - np.log(2.0 * safe)  # no underflow
+    return np.where(small, a * a / 6.0, big)
+
+
+def cem43_log_increment(T0_C, T1_C, dt_s: float) -> np.ndarray:
+    """Natural log of the CEM43 minutes accumulated over a step with T linear from T0 to T1 (C).
 
     Sapareto-Dewey: dCEM = R^(43 - T) dt / 60, R = 0.5 at or above 43 C and 0.25 below.
     With T linear in t and R fixed, R^(43 - T(t)) is an exponential in t, so the integral is
-    exactly dt R^(43 - T_mid) sinh(u) / u with u = (T1 - T0) ln(R) / 2 (stable for u -> 0).
-    A step crossing 43 C is split at the crossing, each piece with its own R."""
+    exactly dt R^(43 - T_mid) sinh(u) / u with u = (T1 - T0) ln(R) / 2. A step crossing 43 C
+    is split at the crossing, each piece with its own R. Computed in log space: finite for
+    any finite temperatures."""
     T0 = np.asarray(T0_C, dtype=float)
     T1 = np.asarray(T1_C, dtype=float)
     T0, T1 = np.broadcast_arrays(T0, T1)
-    minutes = dt_s / 60.0
+    log_minutes = math.log(dt_s / 60.0)
 
-    def piece(Ta, Tb, frac, lnR):
+    def log_piece(Ta, Tb, log_frac, lnR):
         u = 0.5 * (Tb - Ta) * lnR
-        with np.errstate(invalid="ignore", divide="ignore"):
-            sinhc = np.where(np.abs(u) < 1e-4, 1.0 + u * u / 6.0, np.sinh(u) / u)
-        return minutes * frac * np.exp((43.0 - 0.5 * (Ta + Tb)) * lnR) * sinhc
+        return log_minutes + log_frac + (43.0 - 0.5 * (Ta + Tb)) * lnR + _log_sinhc(u)
 
     ln_lo, ln_hi = math.log(0.25), math.log(0.5)
     lo = np.minimum(T0, T1)
     hi = np.maximum(T0, T1)
     above = lo >= 43.0
-    out = np.array(piece(T0, T1, 1.0, np.where(above, ln_hi, ln_lo)))
+    out = np.array(log_piece(T0, T1, 0.0, np.where(above, ln_hi, ln_lo)))
     cross = (lo < 43.0) & (hi > 43.0)
     if np.any(cross):
         a, b = T0[cross], T1[cross]
-        s = (43.0 - a) / (b - a)  # time fraction at which T = 43
+        s = (43.0 - a) / (b - a)  # time fraction at which T = 43, in (0, 1)
         rising = a < b
-        p1 = piece(a, np.full_like(a, 43.0), s, np.where(rising, ln_lo, ln_hi))
-        p2 = piece(np.full_like(b, 43.0), b, 1.0 - s, np.where(rising, ln_hi, ln_lo))
-        out[cross] = p1 + p2
+        p1 = log_piece(a, np.full_like(a, 43.0), np.log(s), np.where(rising, ln_lo, ln_hi))
+        p2 = log_piece(np.full_like(b, 43.0), b, np.log1p(-s), np.where(rising, ln_hi, ln_lo))
+        out[cross] = np.logaddexp(p1, p2)
     return out
+
+
+def cem43_increment(T0_C, T1_C, dt_s: float) -> np.ndarray:
+    """CEM43 minutes accumulated over a step with T linear from T0 to T1 (C), saturated at
+    CEM43_CAP_MIN (see cem43_log_increment for the rule)."""
+    return np.minimum(np.exp(np.minimum(cem43_log_increment(T0_C, T1_C, dt_s), _LOG_CEM43_CAP + 1.0)), CEM43_CAP_MIN)
+
+
+def cem43_increment_capped(dose_min, T0_C, T1_C, dt_s: float) -> np.ndarray:
+    """``dose_min`` (CEM43 minutes so far) plus the step's increment, saturated at
+    CEM43_CAP_MIN. Returns a new array."""
+    return np.minimum(np.asarray(dose_min) + cem43_increment(T0_C, T1_C, dt_s), CEM43_CAP_MIN)
 
 
 def damage_fraction(omega) -> np.ndarray:

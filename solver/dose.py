@@ -18,7 +18,8 @@ import numpy as np
 from . import compat  # noqa: F401  (import order)
 from dolfinx import fem
 
-from .damage import ARRHENIUS_SETS, arrhenius_increment, cem43_increment
+from .damage import ARRHENIUS_SETS, arrhenius_increment, cem43_increment_capped
+from .zone import ZoneSampler
 
 THRESHOLDS_C = (43.0, 45.0)
 
@@ -62,9 +63,16 @@ class DoseTracker:
         self.T_max = fem.Function(V, name="max_temperature_C")
         self.time_above = {lvl: np.zeros(n) for lvl in THRESHOLDS_C}
         self.T_prev = None
+        # the ablation zone: dose at quadrature points (solver.zone), not thresholded nodal values
+        n_cells = problem.mesh.topology.index_map(problem.mesh.topology.dim).size_local
+        cell_dof = Q0.dofmap.list[:n_cells, 0]
+        self.zone = ZoneSampler(
+            problem, problem.case.damage.ablation_criterion, logA.x.array[cell_dof], Ea.x.array[cell_dof]
+        )
 
     def start(self) -> None:
         self.T_max.x.array[:] = self.p.T.x.array
+        self.zone.start()
 
     def before_step(self) -> None:
         self.T_prev = self.p.T.x.array.copy()
@@ -72,7 +80,8 @@ class DoseTracker:
     def after_step(self, dt: float) -> None:
         T0, T1 = self.T_prev, self.p.T.x.array
         self.omega.x.array[:] += arrhenius_increment(T0, T1, dt, self.A, self.Ea)
-        self.cem43.x.array[:] += cem43_increment(T0, T1, dt)
+        self.cem43.x.array[:] = cem43_increment_capped(self.cem43.x.array, T0, T1, dt)
         np.maximum(self.T_max.x.array, T1, out=self.T_max.x.array)
         for lvl, acc in self.time_above.items():
             acc += _time_above(T0, T1, lvl, dt)
+        self.zone.after_step(dt, T0)

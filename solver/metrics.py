@@ -1,8 +1,10 @@
 """What planners read off a run: ablation zone, tumour coverage, critical-region safety.
 
-All functions are collective and MPI-reduced. Volumes are integrals of the indicator of the
-ablated set, with the P1/P2 dose field evaluated at quadrature points (degree 4), so the
-level-set boundary is resolved inside cells rather than snapped to whole cells.
+All functions are collective and MPI-reduced. The ablated set is where the dose of the
+temperature solution, integrated at quadrature points during the run (solver.zone), reaches
+the criterion's threshold; volumes are the quadrature of that indicator, extents and
+margins come from the same points. Nodal doses (exact at the nodes) give the maxima over
+critical regions.
 """
 
 from __future__ import annotations
@@ -12,13 +14,15 @@ import math
 import numpy as np
 
 from . import compat  # noqa: F401  (import order)
-import ufl
 from dolfinx import fem
 from mpi4py import MPI
 
+from .zone import ZONE_QUADRATURE_DEGREE, distance_max_min, distance_min
+
 
 def ablation_field(problem) -> tuple[fem.Function, float, str]:
-    """(field, threshold, label) of the case's ablation criterion."""
+    """(nodal field, threshold, label) of the case's ablation criterion. The nodal field is
+    for display only (report maps); the zone itself is measured by solver.zone."""
     cfg = problem.case.damage
     dose = problem.dose
     if cfg.ablation_criterion == "omega":
@@ -31,14 +35,19 @@ def ablation_field(problem) -> tuple[fem.Function, float, str]:
 class RegionNodes:
     """Owned nodes (dofs) of each region, for maxima over regions."""
 
-    def __init__(self, problem):
+    def __init__(self, problem, exclude: np.ndarray | None = None):
+        """``exclude``: bool per local dof, nodes to leave out (singular neighbourhoods of point
+        and line sources, solver.temperature_range)."""
         V = problem.V
         n_owned = V.dofmap.index_map.size_local
         self.nodes = {}
         for region, tag in problem.bundle.regions.items():
             cells = problem.bundle.cell_tags.find(tag)
             dofs = np.unique(V.dofmap.list[cells].reshape(-1))
-            self.nodes[region] = dofs[dofs < n_owned]
+            dofs = dofs[dofs < n_owned]
+            if exclude is not None:
+                dofs = dofs[~exclude[dofs]]
+            self.nodes[region] = dofs
         self.coords = V.tabulate_dof_coordinates()
         self.comm = problem.comm
 
@@ -83,72 +92,33 @@ class CriticalTracker:
             self.peak[r] = (self.peak[r][0], self.peak[r][1], where)
 
 
-def _volume(problem, indicator, region_tag=None) -> float:
-    dx = ufl.Measure("dx", domain=problem.mesh, subdomain_data=problem.bundle.cell_tags,
-                     metadata={"quadrature_degree": 4})
-    measure = dx(region_tag) if region_tag is not None else dx
-    return problem.comm.allreduce(fem.assemble_scalar(fem.form(indicator * measure)), op=MPI.SUM)
-
-
-def _boundary_nodes(problem, ablated: np.ndarray) -> np.ndarray:
-    """Coordinates (gathered on every rank) of ablated nodes next to a non-ablated node."""
-    V = problem.V
-    cells = V.dofmap.list
-    a = ablated[cells]
-    mixed = a.any(axis=1) & ~a.all(axis=1)
-    dofs = np.unique(cells[mixed].reshape(-1))
-    dofs = dofs[ablated[dofs] & (dofs < V.dofmap.index_map.size_local)]
-    coords = V.tabulate_dof_coordinates()[dofs]
-    gathered = problem.comm.allgather(coords)
-    return np.concatenate(gathered) if gathered else np.zeros((0, 3))
-
-
-def _min_distance(points: np.ndarray, targets: np.ndarray, chunk: int = 2048) -> float:
-    if len(points) == 0 or len(targets) == 0:
-        return math.inf
-    best = math.inf
-    for i in range(0, len(points), chunk):
-        d = np.linalg.norm(points[i : i + chunk, None, :] - targets[None, :, :], axis=2)
-        best = min(best, float(d.min()))
-    return best
-
-
-def _max_min_distance(points: np.ndarray, targets: np.ndarray, chunk: int = 1024) -> float:
-    """max over points of the distance to the nearest target."""
-    if len(points) == 0 or len(targets) == 0:
-        return 0.0
-    worst = 0.0
-    for i in range(0, len(points), chunk):
-        d = np.linalg.norm(points[i : i + chunk, None, :] - targets[None, :, :], axis=2)
-        worst = max(worst, float(d.min(axis=1).max()))
-    return worst
-
-
 def compute(problem, critical: CriticalTracker | None, region_nodes: RegionNodes) -> dict:
     """Ablation-zone and safety metrics at the end of a transient run."""
     case = problem.case
     comm = problem.comm
-    field, threshold, label = ablation_field(problem)
-    values = field.x.array
-    ablated_nodes = values >= threshold
-    indicator = ufl.conditional(ufl.ge(field, threshold), 1.0, 0.0)
+    zone = problem.dose.zone
+    _, threshold, label = ablation_field(problem)
+    ablated = zone.dose() >= threshold  # (owned cells, quadrature points)
     tags = problem.bundle.regions
-    region_volume = {r: _volume(problem, 1.0, t) for r, t in tags.items()}
-    region_ablated = {r: _volume(problem, indicator, t) for r, t in tags.items()}
+    region_volume = zone.volume_by_region(np.ones_like(ablated))
+    region_ablated = zone.volume_by_region(ablated)
     total = sum(region_ablated.values())
     out: dict = {
         "criterion": label,
         "ablation_volume_m3": total,
         "ablation_volume_mL": total * 1e6,
+        "zone_sampling": f"dose integrated at {zone.n_points} quadrature points per cell "
+        f"(degree {ZONE_QUADRATURE_DEGREE}) from the temperature solution",
     }
-    # extents along and across the (first) applicator axis, from ablated nodes
     coords = region_nodes.coords
-    n_owned = problem.V.dofmap.index_map.size_local
+    hit_cells = np.flatnonzero(ablated.any(axis=1))
+    ablated_pts = zone.coordinates(zone.cells[hit_cells])[ablated[hit_cells]]  # (n, 3), owned
+    # extents along and across the (first) applicator axis, from the ablated points
     if case.applicator:
         ap = case.applicator[0]
         axis = np.asarray(ap.axis)
         origin = np.asarray(ap.positions()[0][1])
-        pts = coords[:n_owned][ablated_nodes[:n_owned]] - origin
+        pts = ablated_pts - origin
         s = pts @ axis if len(pts) else np.zeros(0)
         radial = np.linalg.norm(pts - np.outer(s, axis), axis=1) if len(pts) else np.zeros(0)
         smin = comm.allreduce(float(s.min()) if len(s) else math.inf, op=MPI.MIN)
@@ -164,7 +134,7 @@ def compute(problem, critical: CriticalTracker | None, region_nodes: RegionNodes
     out["region_volume_m3"] = region_volume
 
     # critical regions
-    boundary = _boundary_nodes(problem, ablated_nodes)
+    boundary = zone.boundary_points(ablated, problem.V)
     dose = problem.dose
     cfg = case.damage
     crit = {}
@@ -176,17 +146,16 @@ def compute(problem, critical: CriticalTracker | None, region_nodes: RegionNodes
             peak_T, peak_t, peak_at = critical.peak[r]
         else:
             (peak_T, peak_at), peak_t = region_nodes.argmax(r, dose.T_max.x.array), None
-        region_pts = coords[idx]
-        overlap = ablated_nodes[idx]
-        n_overlap = comm.allreduce(int(overlap.sum()), op=MPI.SUM)
+        in_region = zone.region_of_cell == tags[r]
+        n_overlap = comm.allreduce(int(ablated[in_region].sum()), op=MPI.SUM)
         if n_overlap == 0:
-            local = _min_distance(region_pts, boundary)
-            margin = comm.allreduce(local, op=MPI.MIN)
+            margin = comm.allreduce(distance_min(coords[idx], boundary), op=MPI.MIN)
             if not math.isfinite(margin):
                 margin = None  # no ablation zone at all
         else:
-            local = _max_min_distance(region_pts[overlap], boundary)
-            margin = -comm.allreduce(local, op=MPI.MAX)
+            region_hit = hit_cells[in_region[hit_cells]]
+            inside = zone.coordinates(zone.cells[region_hit])[ablated[region_hit]]
+            margin = -comm.allreduce(distance_max_min(inside, boundary), op=MPI.MAX)
         entry = {
             "max_temperature_C": peak_T,
             "max_temperature_time_s": peak_t,

@@ -117,7 +117,10 @@ def write_probes_csv(path: Path, names: list[str], times: list[float], rows: lis
 
 
 def write_json(path: Path, data: dict) -> None:
-    path.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
+    """Strict JSON (solver.jsonio): non-finite numbers become null."""
+    from .jsonio import dumps
+
+    path.write_text(dumps(data, indent=2, sort_keys=False) + "\n")
 
 
 def write_case_toml(path: Path, resolved: dict) -> None:

@@ -66,6 +66,11 @@ CATHETER_COLOUR = "#3a3a3a"
 ISOTHERM_COLOUR = "#00e5ff"
 
 
+
+def _num(value, fmt: str) -> str:
+    """A number formatted, or n/a where it does not exist (null in summary.json)."""
+    return "n/a" if value is None else format(value, fmt)
+
 def region_colour(name: str) -> str:
     if name in REGION_COLOURS:
         return REGION_COLOURS[name]
@@ -449,6 +454,9 @@ def _headline(res: Result) -> tuple[str, str]:
         return "no critical regions in this case", "black"
     parts = []
     for r, e in crit.items():
+        if e.get("max_temperature_C") is None:  # every node of the region is next to a point source
+            parts.append(f"{r.replace('_', ' ')}: no node outside the singular neighbourhood of point/line sources")
+            continue
         over_T = e["max_temperature_C"] >= lim.get("max_temperature_C", math.inf)
         over_D = e["max_cem43_min"] >= lim.get("max_cem43_min", math.inf)
         s = (f"{r.replace('_', ' ')} hottest node {e['max_temperature_C']:.1f} C "
@@ -806,9 +814,9 @@ def report_blocks(res: Result, figures: list[str], convention: str) -> list[tupl
                 margin = "n/a" if e.get("margin_m") is None else f"{1e3 * e['margin_m']:.2f}"
                 when = "n/a" if e.get("max_temperature_time_s") is None else f"{e['max_temperature_time_s']:g}"
                 where = _mm(e["max_temperature_location_m"]) if e.get("max_temperature_location_m") else "n/a"
-                rows.append((r, f"{e['max_temperature_C']:.2f}", when, where, f"{e['max_cem43_min']:.3g}",
-                             f"{e['max_omega']:.3g}", f"{e['time_above_43C_s']:.0f}", f"{e['time_above_45C_s']:.0f}",
-                             margin, "yes" if e["safe"] else "NO"))
+                rows.append((r, _num(e["max_temperature_C"], ".2f"), when, where, _num(e["max_cem43_min"], ".3g"),
+                             _num(e["max_omega"], ".3g"), _num(e["time_above_43C_s"], ".0f"),
+                             _num(e["time_above_45C_s"], ".0f"), margin, "yes" if e["safe"] else "NO"))
             b.append(("table", ("critical region", "max T (C)", "at (s)", "hottest node", "max CEM43 (min)",
                                 "max Omega", "> 43 C (s)", "> 45 C (s)", "margin (mm)", "within limits"), rows))
         healthy = {r: v for r, v in dmg.get("healthy_ablated_volume_m3", {}).items() if v > 0}
@@ -818,7 +826,8 @@ def report_blocks(res: Result, figures: list[str], convention: str) -> list[tupl
     if ctrl:
         b.append(("p", f"Laser energy: requested {ctrl['requested_energy_J']:.0f} J, delivered "
                        f"{ctrl['delivered_energy_J']:.0f} J."))
-        items = [f"t = {ev['time_s']:g} s: {ev['event']} ({ev['monitor']}: {ev['temperature_C']:.2f} C)"
+        items = [f"t = {ev['time_s']:g} s: {ev['event']}"
+                 + ("" if ev.get("temperature_C") is None else f" ({ev['monitor']}: {ev['temperature_C']:.2f} C)")
                  for ev in ctrl["events"]]
         off = res.laser_off()
         if off is not None and res.critical_ts is not None and res.critical_ts[1].size:

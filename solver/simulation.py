@@ -19,7 +19,7 @@ from . import __version__
 from . import compat
 from mpi4py import MPI
 
-from .bioheat import BioheatProblem
+from .bioheat import BioheatProblem, SolverError
 from . import provenance
 from .config import Case, CaseError
 from .errors import OutputError, collective_call, collective_check, fault_point
@@ -34,6 +34,8 @@ from .output import (
     write_probes_csv,
 )
 from .probes import PointOutsideMesh, evaluate, locate
+from .jsonio import strict
+from .temperature_range import TemperatureWatch
 
 
 def build_case_mesh(case: Case, comm: MPI.Comm):
@@ -119,7 +121,10 @@ def run_case(
                 "setup_time_s": setup_time,
             }
         )
-        summary.update(input_report(case, problem, probes, summary))
+        extra = input_report(case, problem, probes, summary)
+        extra["warnings"] = list(summary.get("warnings", [])) + extra["warnings"]  # the run's own first
+        summary.update(extra)
+        summary = strict(summary)  # what callers get is what summary.json holds: no NaN/Infinity
         prov = provenance.finish(record, case, problem, bundle)
 
         def write_results() -> None:
@@ -198,16 +203,17 @@ def _time_loop(case, problem: BioheatProblem, probes, probe_names, folder: Path,
             writer.write(t)
 
     def track_peak(t: float) -> None:
-        value, where = problem.max_temperature()
+        value, where = watch.max_temperature()
         if value > peak["value"]:
             peak.update(value=value, where=where, time=t)
 
     control = ControlLoop(problem)
+    watch = TemperatureWatch(problem)  # singular-source neighbourhoods, 100 C and the ceiling
     region_nodes = critical = None
     if problem.dose is not None:
         from .metrics import CriticalTracker, RegionNodes
 
-        region_nodes = RegionNodes(problem)
+        region_nodes = RegionNodes(problem, exclude=watch.excluded)
         critical = CriticalTracker(problem, case.critical_regions(), region_nodes)
         critical.update(0.0)
         from .sampling import CriticalRecorder
@@ -227,7 +233,11 @@ def _time_loop(case, problem: BioheatProblem, probes, probe_names, folder: Path,
     n_steps = 0
     try:
         if case.time.mode == "steady":
-            problem.solve_steady()
+            try:
+                problem.solve_steady()
+            except SolverError as err:
+                raise watch.explain(err, 0, 0.0) from None
+            watch.check(0, 0.0)
             track_peak(0.0)
             record(0.0, True, True)
         else:
@@ -243,8 +253,12 @@ def _time_loop(case, problem: BioheatProblem, probes, probe_names, folder: Path,
                 ckpt.install_signal_handlers()
             for n in range(start, n_steps + 1):
                 t_new = n * dt
-                problem.step(t, t_new)
+                try:
+                    problem.step(t, t_new)
+                except SolverError as err:
+                    raise watch.explain(err, n, t_new) from None
                 t = t_new
+                watch.check(n, t)
                 track_peak(t)
                 critical.update(t)
                 control.after_step(t)
@@ -288,7 +302,7 @@ def _time_loop(case, problem: BioheatProblem, probes, probe_names, folder: Path,
         "max_temperature_C": peak["value"],
         "max_temperature_location_m": peak["where"],
         "max_temperature_time_s": peak["time"],
-        "final_max_temperature_C": problem.max_temperature()[0],
+        "final_max_temperature_C": watch.max_temperature()[0],
         "final_probe_temperatures_C": {
             n: float(v) for n, v in zip(columns, rows[-1]) if "." not in n
         } if rows else {},
@@ -298,6 +312,9 @@ def _time_loop(case, problem: BioheatProblem, probes, probe_names, folder: Path,
             "petsc": compat.PETSC_VERSION,
         },
     }
+    range_entries, warnings = watch.summary(peak)
+    summary.update(range_entries)
+    summary.setdefault("warnings", []).extend(warnings)  # other producers may add their own
     if laser is not None:
         end = n_steps * case.time.dt_s if case.time.mode == "transient" else 0.0
         summary["light"] = laser.summary(end)
@@ -390,12 +407,18 @@ class ControlLoop:
             and not self.stopped
         ):
             self.stopped = True
-            self._event(t, "all targets", float("nan"), float("nan"), "dose ended: every target reached")
+            self._event(t, "all targets", None, None, "dose ended: every target reached")
         self.p.laser_gate = 0.0 if (self.stopped or self.paused_by) else 1.0
 
     def _event(self, t, name, value, limit, what) -> None:
         self.events.append(
-            {"time_s": t, "monitor": name, "temperature_C": float(value), "limit_C": float(limit), "event": what}
+            {
+                "time_s": t,
+                "monitor": name,
+                "temperature_C": None if value is None else float(value),  # null: no single reading
+                "limit_C": None if limit is None else float(limit),
+                "event": what,
+            }
         )
 
     def summary(self) -> dict:

@@ -93,3 +93,27 @@ def test_damage_fraction():
     assert damage_fraction(0.0) == 0.0
     assert damage_fraction(math.log(2.0)) == pytest.approx(0.5)
     assert 0.99 < damage_fraction(100.0) < 1.0
+
+
+def test_cem43_stays_finite_and_saturates_without_warnings():
+    """A point-source node at 2200 C: R^(43 - T) = 2^2157 overflows a double. The log-space
+    rule gives the capped dose, with no numpy warning, for constant, rising and falling T."""
+    import warnings
+
+    from solver.damage import CEM43_CAP_MIN, cem43_increment_capped, cem43_log_increment
+
+    T0 = np.array([37.0, 2200.0, 37.0, 2200.0, 5000.0])
+    T1 = np.array([2200.0, 2200.0, 45.0, 60.0, 5000.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        # underflow to 0 (a term negligible in a sum) is harmless and numpy never reports it
+        with np.errstate(over="raise", divide="raise", invalid="raise"):
+            log_inc = cem43_log_increment(T0, T1, 1.0)
+            dose = cem43_increment_capped(np.zeros(5), T0, T1, 1.0)
+    assert np.all(np.isfinite(log_inc)) and np.all(np.isfinite(dose))
+    # constant 2200 C: log of (1/60) 2^(2200 - 43), exactly
+    assert log_inc[1] == pytest.approx(math.log(1.0 / 60.0) + (2200.0 - 43.0) * math.log(2.0), rel=1e-14)
+    assert dose[1] == CEM43_CAP_MIN and dose[0] == CEM43_CAP_MIN and dose[4] == CEM43_CAP_MIN
+    # below the cap the log-space rule is the linear-ramp rule
+    assert dose[2] == pytest.approx(cem43_increment(37.0, 45.0, 1.0), rel=1e-13)
+    assert cem43_increment_capped(np.array([CEM43_CAP_MIN]), 50.0, 50.0, 1.0)[0] == CEM43_CAP_MIN

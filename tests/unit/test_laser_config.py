@@ -188,6 +188,33 @@ def test_coagulation_needs_transient(data):
     rejected(data, "coagulation.enabled = true", "time.mode = 'transient'")
 
 
+def test_coagulation_refuses_p2(data):
+    """Coagulation lumps perfusion by row sums, which are negative at P2 vertices: refused
+    before any mesh, naming both keys."""
+    data["coagulation"] = {"enabled": True}
+    data["time"]["mode"] = "transient"
+    data["solver"] = {"element_degree": 2}
+    rejected(data, "coagulation.enabled = true", "solver.element_degree = 2", "allowed")
+    data["solver"] = {"element_degree": 1}
+    parse_case(data)
+    data["solver"] = {"element_degree": 2}
+    data["coagulation"] = {"enabled": False}
+    parse_case(data)
+
+
+def test_p2_row_sum_lumping_is_negative_at_vertices():
+    """Why P2 is refused: the row sums of the P2 mass matrix on a tetrahedron are -|K|/20 at
+    the vertices (and |K|/5 at the edges), so row-sum lumped perfusion would heat tissue."""
+    import basix
+
+    pts, wts = basix.make_quadrature(basix.CellType.tetrahedron, 4)
+    element = basix.create_element(basix.ElementFamily.P, basix.CellType.tetrahedron, 2)
+    phi = element.tabulate(0, pts)[0, :, :, 0]  # (points, 10 basis functions)
+    row_sums = (wts[:, None] * phi).sum(axis=0) / wts.sum()
+    assert row_sums[:4] == pytest.approx([-0.05] * 4, abs=1e-12)
+    assert row_sums[4:] == pytest.approx([0.2] * 6, abs=1e-12)
+
+
 @pytest.mark.parametrize(
     "key, value, allowed",
     [

@@ -97,7 +97,8 @@ def _trip_case(monitor: bool):
         "boundary": [{"type": "dirichlet", "surface": "outer", "temperature_C": 37.0}],
         "applicator": [{"name": "fibre", "tip_center_m": [0, 0, 0], "direction": [0, 0, 1], "power_W": 8.0}],
         "time": {"mode": "transient", "dt_s": 2.0, "end_time_s": 100.0},
-        "solver": {"rtol": 1e-10},
+        # unguarded, the 8 W line tip reaches 150.5 C at 100 s, past the default ceiling (150 C)
+        "solver": {"rtol": 1e-10, "temperature_ceiling_C": 200.0},
     }
     if monitor:
         data["monitor"] = [{"name": "cord_edge", "position_m": [0.0, 0.0095, 0.0], "high_limit_C": 43.0}]
