@@ -118,7 +118,8 @@ def plausibility(case) -> tuple[list[str], list[str]]:
                     f"{key} = {_fmt(value)}: elements above {MAX_ELEMENT_M:g} m resolve no tissue "
                     "structure; lengths are in metres"
                 )
-        elif name.endswith("_C"):
+        elif name.endswith("_C") and key != "solver.temperature_ceiling_C":
+            # (the ceiling is a stop criterion above the model's range; its own field bounds it)
             for c in nums:
                 if not MIN_TEMPERATURE_C <= c <= MAX_TEMPERATURE_C:
                     hint = (

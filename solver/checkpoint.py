@@ -355,6 +355,51 @@ def _positions(global_keys: np.ndarray, local_keys: np.ndarray) -> np.ndarray | 
     return pos if np.array_equal(global_keys[pos], local_keys) else None
 
 
+# --------------------------------------------------------------------------- ablation zone
+# The zone (solver.zone.ZoneSampler) keeps the dose at the quadrature points of every owned
+# cell: arrays (cells, points) and per-cell flags. They are keyed by the cell's input index;
+# within a cell the points are matched by their physical coordinates (a projection on a fixed
+# direction orders them the same way on any partition).
+_ZONE_POINT_ARRAYS = ("T_prev", "T_max", "omega", "cem43")
+_ZONE_CELL_ARRAYS = ("_was_hot", "_bound_prev")
+_ORDER_DIRECTION = np.array([0.5773502691896258, 0.6123724356957945, 0.5400617248673217])
+
+
+def zone_arrays(zone) -> dict[str, np.ndarray]:
+    """The zone's running state (owned cells), with the points' coordinates."""
+    out = {}
+    for name in _ZONE_POINT_ARRAYS + _ZONE_CELL_ARRAYS:
+        value = getattr(zone, name, None)
+        if value is not None:
+            out[name] = np.asarray(value).copy()
+    out["coords"] = zone.coordinates(np.arange(len(zone.cells)))
+    return out
+
+
+def restore_zone(zone, saved: dict[str, np.ndarray], where: str) -> None:
+    """Put saved zone arrays (already in this rank's cell order) back; points within each
+    cell are matched by coordinates. CaseError if they do not match."""
+    from .config import CaseError
+
+    current = zone.coordinates(np.arange(len(zone.cells)))
+    order_saved = np.argsort(saved["coords"] @ _ORDER_DIRECTION, axis=1)
+    order_now = np.argsort(current @ _ORDER_DIRECTION, axis=1)
+    a = np.take_along_axis(saved["coords"], order_saved[..., None], axis=1)
+    b = np.take_along_axis(current, order_now[..., None], axis=1)
+    ok = np.allclose(a, b, rtol=0.0, atol=1e-12)
+    if not zone.comm.allreduce(bool(ok), op=_mpi_land()):
+        raise CaseError(f"{where} does not fit this mesh (the ablation zone's points differ)")
+    rows = np.arange(len(zone.cells))[:, None]
+    for name in _ZONE_POINT_ARRAYS:
+        if name in saved:
+            value = np.empty_like(saved[name])
+            value[rows, order_now] = saved[name][rows, order_saved]
+            setattr(zone, name, value)
+    for name in _ZONE_CELL_ARRAYS:
+        if name in saved:
+            setattr(zone, name, saved[name].copy())
+
+
 # --------------------------------------------------------------------------- state
 @dataclass
 class LoopState:
@@ -367,6 +412,7 @@ class LoopState:
     control: Any
     critical: Any
     recorder: Any = None  # solver.sampling.CriticalRecorder: critical maxima per output step
+    watch: Any = None  # solver.temperature_range.TemperatureWatch: first time above 100 C, raw source maxima
 
 
 def nodal_arrays(problem) -> dict[str, np.ndarray]:
@@ -510,10 +556,18 @@ class Checkpointer:
             g_cell = _gather(comm, ck[:n_cells], {"d_cells_at_light": coag.d_cells_at_light[:n_cells].copy()})
             ghosts["cell.keys"] = ck[n_cells:]
             ghosts["cell.d_cells_at_light"] = coag.d_cells_at_light[n_cells:].copy()
+        zone = getattr(p.dose, "zone", None) if p.dose is not None else None
+        g_zone = None
+        if zone is not None and zone.T_prev is not None:
+            n_cells = p.mesh.topology.index_map(p.mesh.topology.dim).size_local
+            g_zone = _gather(comm, self.cell_keys[:n_cells], zone_arrays(zone))
         all_ghosts = comm.gather(ghosts, root=0)
         error = None
         if comm.rank == 0:
             try:
+                if g_zone is not None:
+                    g_cell = dict(g_cell or {})
+                    g_cell.update({f"zone.{k}": v for k, v in g_zone.items()})
                 self._write_root(n, t, ls, reason, g_nodal, g_cell, all_ghosts)
             except OSError as err:
                 error = f"{self.plan.folder}: {err.strerror or err}"
@@ -564,6 +618,12 @@ class Checkpointer:
             "control": {"stopped": c.stopped, "paused_by": set(c.paused_by), "reached": dict(c.reached),
                         "events": list(c.events)},
             "laser_gate": p.laser_gate,
+            "watch": (
+                {"first_above_limit": ls.watch.first_above_limit,
+                 "source_max_C": [src["max_nodal_temperature_C"] for src in ls.watch.sources]}
+                if ls.watch is not None
+                else None
+            ),
             # Crank-Nicolson damped start-up (solver.startup): steps still to damp, last gate seen
             "startup": (
                 {"remaining": p.startup.remaining, "gate": p.startup.gate, "damped_steps": p.startup.damped_steps}
@@ -648,6 +708,18 @@ class Checkpointer:
         c.reached = dict(st["control"]["reached"])
         c.events = list(st["control"]["events"])
         p.laser_gate = st["laser_gate"]
+        if ls.watch is not None and st.get("watch") is not None:
+            ls.watch.first_above_limit = st["watch"]["first_above_limit"]
+            for src, value in zip(ls.watch.sources, st["watch"]["source_max_C"]):
+                src["max_nodal_temperature_C"] = value
+        zone = getattr(p.dose, "zone", None) if p.dose is not None else None
+        if zone is not None and "cell.zone.keys" in arrays:
+            n_cells = p.mesh.topology.index_map(p.mesh.topology.dim).size_local
+            zpos = _positions(arrays["cell.zone.keys"], self.cell_keys[:n_cells])
+            if not comm.allreduce(zpos is not None, op=_mpi_land()):
+                raise CaseError(f"{where} does not fit this mesh (its cells differ)")
+            saved = {k[len("cell.zone."):]: v[zpos] for k, v in arrays.items() if k.startswith("cell.zone.")}
+            restore_zone(zone, saved, where)
         if getattr(p, "startup", None) is not None and st.get("startup") is not None:
             p.startup.remaining = st["startup"]["remaining"]
             p.startup.gate = st["startup"]["gate"]

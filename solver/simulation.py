@@ -225,7 +225,7 @@ def _time_loop(case, problem: BioheatProblem, probes, probe_names, folder: Path,
         from .checkpoint import Checkpointer, LoopState
 
         ckpt = Checkpointer(plan, problem, case.time.num_steps, case.time.dt_s)
-        state = LoopState(problem, times, rows, peak, control, critical, recorder)
+        state = LoopState(problem, times, rows, peak, control, critical, recorder, watch)
         if plan.resume_state is not None:
             start = ckpt.restore(state)[0] + 1
 

@@ -81,6 +81,8 @@ def run(out: Path, comm, capture, *, interrupt_at: int | None = None, resume: bo
     try:
         data = case_data()
         data["solver"]["element_degree"] = degree
+        if degree != 1:  # coagulation needs P1 (lumped perfusion): refused with P2
+            data["coagulation"]["enabled"] = False
         data["time"]["scheme"] = scheme
         summary = simulation.run_case(parse_case(data), out, comm=comm, progress=False, resume=resume)
     except ck.RunInterrupted as stop:
@@ -117,7 +119,7 @@ def assert_same_run(a, b, out_a: Path, out_b: Path, *, tol: dict | None = None):
         assert (out_a / "critical.csv").read_text() == (out_b / "critical.csv").read_text()
         for key in ("control", "max_temperature_C", "max_temperature_time_s", "final_max_temperature_C",
                     "damage", "safety", "krylov_iterations", "coagulation", "light"):
-            assert sa[key] == sb[key], key
+            assert sa.get(key) == sb.get(key), key
     else:
         assert np.all(np.abs(pa - pb).max(axis=0) <= tol["probes"]), (np.abs(pa - pb).max(axis=0), tol["probes"])
         assert abs(sa["max_temperature_C"] - sb["max_temperature_C"]) <= tol["T"]
