@@ -115,7 +115,8 @@ def cumulative_volume_fraction(values: np.ndarray, weights: np.ndarray, levels: 
 def dvh(problem, regions: list[str]) -> dict[str, np.ndarray]:
     """Cumulative dose-volume histograms of each region: % of the region's volume where the
     maximum temperature (or, steady, the temperature) >= level, and with a dose, CEM43 and
-    Omega >= level. Volume-weighted with a degree-4 quadrature rule in each cell."""
+    Omega >= level. Volume-weighted with a degree-4 quadrature rule in each cell; the ablation
+    criterion's dose (Omega or CEM43) from the zone's quadrature-point doses (_with_zone_dose)."""
     comm = problem.comm
     dose = problem.dose
     T = dose.T_max if dose is not None else problem.T
@@ -123,6 +124,16 @@ def dvh(problem, regions: list[str]) -> dict[str, np.ndarray]:
     for f in funcs:
         f.x.scatter_forward()
     samples = {r: quadrature_samples(problem, funcs, problem.bundle.regions[r]) for r in regions}
+    zone = getattr(dose, "zone", None) if dose is not None else None
+    floors = {}
+    if zone is not None:
+        from .zone import DOSE_FLOOR_FRACTION
+
+        dmg = problem.case.damage
+        floors = {
+            "omega": math.log10(DOSE_FLOOR_FRACTION * dmg.ablation_omega),
+            "cem43": math.log10(DOSE_FLOOR_FRACTION * dmg.ablation_cem43_min),
+        }
     lo = min((float(v[0].min()) for v, _ in samples.values() if v.shape[1]), default=math.inf)
     hi = max((float(v[0].max()) for v, _ in samples.values() if v.shape[1]), default=-math.inf)
     lo, hi = comm.allreduce(lo, op=MPI.MIN), comm.allreduce(hi, op=MPI.MAX)
@@ -140,9 +151,29 @@ def dvh(problem, regions: list[str]) -> dict[str, np.ndarray]:
                 with np.errstate(divide="ignore"):
                     logv = np.log10(np.maximum(vals[k], 0.0))
                 frac, _ = cumulative_volume_fraction(logv, w, log_levels, comm)
+                if zone is not None and zone.criterion == q:
+                    frac = _with_zone_dose(frac, zone, problem.bundle.regions[r], log_levels, floors[q], comm)
                 out[f"dvh_{q}_{r}"] = 100.0 * frac[1:]  # level -inf (100 %) dropped
                 out[f"dvh_{q}_any_{r}"] = np.array(100.0 * frac[0])
     return out
+
+
+def _with_zone_dose(frac_nodal, zone, tag: int, log_levels, floor_log10: float, comm) -> np.ndarray:
+    """The DVH of the ablation criterion's dose from the dose integrated at the zone's
+    quadrature points (solver.zone: the same numbers as the ablation volume and the tumour
+    coverage), not from the nodal interpolant, whose values between nodes decades apart are
+    not the dose. The zone integrates only above DOSE_FLOOR_FRACTION of the threshold
+    (``floor_log10``): below that level the nodal curve is used, raised to the zone's value at
+    the floor so the histogram stays monotone."""
+    cells = np.flatnonzero(zone.region_of_cell == tag)
+    with np.errstate(divide="ignore"):
+        logv = np.log10(np.maximum(zone.dose()[cells].reshape(-1), 0.0))
+    frac_zone, _ = cumulative_volume_fraction(logv, zone.dV[cells].reshape(-1), log_levels, comm)
+    above = log_levels >= floor_log10
+    if not above.any():
+        return frac_nodal
+    at_floor = frac_zone[np.argmax(above)]
+    return np.where(above, frac_zone, np.maximum(frac_nodal, at_floor))
 
 
 # --------------------------------------------------------------------------- planes

@@ -166,7 +166,13 @@ def test_resolved_case_reruns_from_anywhere(folder, bioheat_cmd, cli_env, tmp_pa
     out = folder / "overlap_1"
     if not out.exists():
         pytest.skip("needs test_facet_in_two_groups_keeps_the_dirichlet")
-    r = bioheat(bioheat_cmd, cli_env, "run", out / "case.toml", "--out", tmp_path / "again", "--quiet", cwd=tmp_path)
+    # the resolved case names the mesh by its absolute path, outside the result folder: the
+    # confinement of referenced files (issue 10) refuses it unless that folder is allowed ...
+    r = bioheat(bioheat_cmd, cli_env, "run", out / "case.toml", "--out", tmp_path / "refused", "--quiet", cwd=tmp_path)
+    assert r.returncode == 2 and "--data-dir" in r.stderr, r.stderr
+    # ... and with it allowed, the resolved case re-runs as is, from anywhere
+    r = bioheat(bioheat_cmd, cli_env, "run", out / "case.toml", "--out", tmp_path / "again", "--quiet",
+                "--data-dir", folder, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert summary(tmp_path / "again")["case_hash"] == summary(out)["case_hash"]
     assert summary(tmp_path / "again")["final_probe_temperatures_C"] == summary(out)["final_probe_temperatures_C"]

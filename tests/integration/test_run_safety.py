@@ -179,6 +179,7 @@ def _hostile_files(d: Path) -> dict[str, Path]:
         "not_multiple": base.replace("end_time_s = 10.0", "end_time_s = 9.0").encode(),
         "max_iter": (base + "[solver]\nmax_iterations = 1e20\n").encode(),
         "tiny_mesh": base.replace("mesh_size_m = 0.006", "mesh_size_m = 1e-9").encode(),
+        "small_mesh": base.replace("mesh_size_m = 0.006", "mesh_size_m = 2e-5").encode(),
         "tiny_dt_steps": base.replace("dt_s = 2.0", "dt_s = 1e-9").encode(),
     }
     out = {}
@@ -196,7 +197,7 @@ def test_hostile_inputs_exit_2_without_traceback(bioheat_cmd, cli_env, tmp_path)
     files = _hostile_files(tmp_path)
     expect = {"latin1": "not UTF-8", "utf16": "not UTF-8", "nesting": "nested too deeply", "tiny_dt": "steps",
               "huge_end": "steps", "not_multiple": "not a whole number of steps", "max_iter": "max_iterations",
-              "tiny_mesh": "cells", "tiny_dt_steps": "steps"}
+              "tiny_mesh": "enormous mesh", "small_mesh": "cells", "tiny_dt_steps": "steps"}
     for name, path in files.items():
         r = run(bioheat_cmd, cli_env, "run", path, "--out", tmp_path / f"out_{name}", "--quiet", cwd=tmp_path,
                 timeout=120)
