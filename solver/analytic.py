@@ -1,4 +1,4 @@
-"""Closed-form solutions used for verification (PHYSICS.md section 6), and manufactured ones.
+"""Closed-form solutions used for verification (docs/MODEL.md section 6), and manufactured ones.
 
 Notation: theta = T - T_a, m = sqrt(W / k), alpha = k / (rho c), beta = W / (rho c).
 All inputs SI; temperatures in C. Functions accept numpy arrays.

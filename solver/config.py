@@ -609,7 +609,7 @@ Source = Annotated[Union[UniformSource, PointSource, SegmentSource], Field(discr
 
 
 class Light(_Model):
-    """How laser light is transported to the tissue (PHYSICS.md section 2)."""
+    """How laser light is transported to the tissue (docs/MODEL.md section 2)."""
 
     model: Literal["diffusion", "kernel"] = Field(
         "diffusion",
@@ -761,7 +761,7 @@ class Coagulation(_Model):
 
     enabled: bool = Field(False, description="track damage and let it change the tissue")
     arrhenius_set: Literal["henriques", "liver", "artery"] = Field(
-        "henriques", description="default A, E_a (PHYSICS.md section 3); per tissue: arrhenius_A_per_s, ..._Ea_J_per_mol"
+        "henriques", description="default A, E_a (docs/MODEL.md section 3); per tissue: arrhenius_A_per_s, ..._Ea_J_per_mol"
     )
     absorption_factor: PositiveFloat = Field(
         1.0, description="coagulated mu_a = factor x native where a tissue gives no value (unitless)"
@@ -782,7 +782,7 @@ class Coagulation(_Model):
 
 
 class DamageOptions(_Model):
-    """How the ablation zone and the safety of critical structures are judged (PHYSICS.md 3)."""
+    """How the ablation zone and the safety of critical structures are judged (docs/MODEL.md 3)."""
 
     ablation_criterion: Literal["omega", "cem43", "isotherm"] = Field(
         "omega", description="ablated where Omega >= ablation_omega, CEM43 >= ablation_cem43_min, "

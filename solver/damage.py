@@ -1,4 +1,4 @@
-"""Thermal damage integrals (PHYSICS.md section 3): Arrhenius Omega and CEM43 dose.
+"""Thermal damage integrals (docs/MODEL.md section 3): Arrhenius Omega and CEM43 dose.
 
 Both are integrated step by step with a rule that is exact when the temperature varies
 linearly in time over the step (as the time-discrete solution does between two levels),
@@ -16,7 +16,7 @@ import numpy as np
 GAS_CONSTANT_J_PER_MOLK = 8.314462618
 KELVIN = 273.15
 
-# Arrhenius parameter sets of PHYSICS.md section 3: (A in 1/s, E_a in J/mol).
+# Arrhenius parameter sets of docs/MODEL.md section 3: (A in 1/s, E_a in J/mol).
 ARRHENIUS_SETS = {
     "henriques": (3.1e98, 6.28e5),  # Henriques (skin); default of the MD Anderson LITT code
     "liver": (7.39e39, 2.577e5),  # widely used in RF/MW liver models

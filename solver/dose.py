@@ -5,7 +5,7 @@ Each step integrates with rules exact for the temperature linear in time between
 time levels (solver.damage). The Arrhenius parameters are per tissue (case keys
 ``arrhenius_A_per_s`` / ``arrhenius_Ea_J_per_mol``, default ``coagulation.arrhenius_set``:
 Henriques, the MD Anderson LITT code's default; no spinal-cord/bone-specific set is
-published, PHYSICS.md section 3). A node on a region interface takes one adjacent cell's
+published, docs/MODEL.md section 3). A node on a region interface takes one adjacent cell's
 parameters.
 """
 

@@ -1,4 +1,4 @@
-"""Laser light in tissue: the steady P1 diffusion approximation (PHYSICS.md section 2).
+"""Laser light in tissue: the steady P1 diffusion approximation (docs/MODEL.md section 2).
 
     -div(D grad phi) + mu_a phi = S,   D = 1 / (3 (mu_a + mu_s'))  [m]
 

@@ -3,7 +3,7 @@
 This is the MD Anderson LITT planning approach (Fuentes, Fahrenholtz et al.): the diffusing
 tip of length L (default 10 mm) is N equal-power isotropic point emitters on its axis, in an
 infinite homogeneous medium with the optical properties (mu_a, mu_s') of one tissue, the
-tissue at the tip (PHYSICS.md sections 2 and 6). For unit total power
+tissue at the tip (docs/MODEL.md sections 2 and 6). For unit total power
 
     phi_unit(x) = sum_k w_k exp(-mu_eff r_k) / (4 pi D r_k),   r_k = max(|x - p_k|, r_c),
 

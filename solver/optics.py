@@ -67,7 +67,7 @@ OPTICAL_TABLE: dict[int, dict[str, OpticalProperties]] = {
         "fat": _mm(0.0054, 0.945),  # Cassano 2019 Table 1, fat 1064 nm
     },
 }
-# Stand-ins (PHYSICS.md section 4): spinal cord uses white matter, cortical bone uses skull.
+# Stand-ins (docs/MODEL.md section 4): spinal cord uses white matter, cortical bone uses skull.
 OPTICAL_ALIASES = {
     "spinal_cord": "white_matter",
     "cortical_bone": "skull",

@@ -1,7 +1,7 @@
 """Default tissue library (SI units; temperatures in C).
 
 Thermal data: IT'IS Foundation tissue property database v4.x, as tabulated in
-``shared/docs/PHYSICS.md`` section 4. The perfusion coefficient is
+``docs/MODEL.md`` section 4. The perfusion coefficient is
 W = rho_b c_b w with blood rho_b = 1049.75 kg/m3, c_b = 3617 J/kg/K (IT'IS).
 
 Tumour is not in IT'IS: the default ``tumour`` entry is the brain-tumour set of

@@ -21,7 +21,7 @@ CASE_FILES = sorted((ROOT / "cases").glob("*.toml")) + sorted((ROOT / "cases" / 
 SLAB = ROOT / "cases" / "verification" / "slab_steady.toml"
 TRANSIENT = ROOT / "cases" / "verification" / "uniform_source_transient.toml"
 
-# library numbers (PHYSICS.md section 4, IT'IS v4.x) used below
+# library numbers (docs/MODEL.md section 4, IT'IS v4.x) used below
 MUSCLE = dict(rho=1090.0, c=3421.0, k=0.49, W=2535.0)
 CANCELLOUS = dict(rho=1178.0, c=2274.0, k=0.31, W=2237.0)
 

@@ -1,4 +1,4 @@
-"""The default tissue library equals the table of shared/docs/PHYSICS.md section 4
+"""The default tissue library equals the table of docs/MODEL.md section 4
 (IT'IS Foundation database v4.x; tumour: Cancers 2019, 11:1183)."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import pytest
 from solver import tissues
 from solver.config import parse_case
 
-# PHYSICS.md section 4, copied verbatim:
+# docs/MODEL.md section 4, the same numbers:
 # tissue: (rho kg/m3, c J/kg/K, k W/m/K, w 1/s, W W/m3/K)
 PHYSICS_TABLE = {
     "cancellous_bone": (1178, 2274, 0.31, 5.89e-4, 2237),
@@ -22,9 +22,9 @@ PHYSICS_TABLE = {
     "muscle": (1090, 3421, 0.49, 6.68e-4, 2535),
     "disc": (1100, 3568, 0.49, 6.41e-4, 2435),
 }
-# PHYSICS.md section 4: "A published brain-tumour model used rho 1056, c 3700, k 0.57, W = 22545"
+# docs/MODEL.md section 4: "A published brain-tumour model used rho 1056, c 3700, k 0.57, W = 22545"
 TUMOUR = (1056, 3700, 0.57, 22545)
-BLOOD_RHO, BLOOD_C = 1049.75, 3617.0  # PHYSICS.md section 4
+BLOOD_RHO, BLOOD_C = 1049.75, 3617.0  # docs/MODEL.md section 4
 
 ALIASES = {
     "epidural_fat": "fat",

@@ -1,4 +1,4 @@
-"""Classical closed-form solutions of Pennes (PHYSICS.md section 6) from the case files in
+"""Classical closed-form solutions of Pennes (docs/MODEL.md section 6) from the case files in
 cases/verification, with observed convergence under refinement."""
 
 from __future__ import annotations

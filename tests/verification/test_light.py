@@ -1,4 +1,4 @@
-"""Light diffusion (solver/light.py) against closed forms (PHYSICS.md section 6) and the
+"""Light diffusion (solver/light.py) against closed forms (docs/MODEL.md section 6) and the
 discrete energy balance. Small gmsh spheres (cached), white matter at 980 nm unless noted:
 mu_a 110/m, mu_s' 3720/m, mu_eff 1124/m, so 1/mu_eff = 0.89 mm."""
 

@@ -1,7 +1,7 @@
 """Method of manufactured solutions with every term of the engine: conduction, perfusion,
 metabolic heat, Dirichlet, Robin and Neumann boundaries, time derivative.
 
-Expected orders (PHYSICS.md section 6): L2 error O(h^2) for P1 and O(h^3) for P2 in space;
+Expected orders (docs/MODEL.md section 6): L2 error O(h^2) for P1 and O(h^3) for P2 in space;
 O(dt) for backward Euler and O(dt^2) for Crank-Nicolson in time. The asserted bands are
 +-0.15 around the theoretical order: on the structured meshes used here the observed orders
 approach the asymptotic values from below (pre-asymptotic at n = 4) to within about 0.05.
