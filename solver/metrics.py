@@ -58,15 +58,20 @@ class RegionNodes:
 
     def argmax(self, region: str, values: np.ndarray) -> tuple[float, list[float]]:
         """(maximum over the region's nodes, the node's coordinates in m)."""
-        idx = self.nodes[region]
-        if len(idx):
-            k = idx[int(np.argmax(values[idx]))]
-            local = (float(values[k]), self.comm.rank)
-            where = self.coords[k].tolist()
-        else:
-            local, where = (-math.inf, self.comm.rank), None
-        value, rank = self.comm.allreduce(local, op=MPI.MAXLOC)
-        return value, self.comm.bcast(where, root=rank)
+        return located_max(self.comm, values, self.nodes[region], self.coords)
+
+
+def located_max(comm, values: np.ndarray, idx: np.ndarray, coords: np.ndarray) -> tuple[float, list[float] | None]:
+    """(max of ``values`` over the local nodes ``idx`` of all ranks, that node's coordinates in m);
+    (-inf, None) when no rank has a node. Collective; the same answer on every rank."""
+    if len(idx):
+        k = idx[int(np.argmax(values[idx]))]
+        local = (float(values[k]), comm.rank)
+        where = coords[k].tolist()
+    else:
+        local, where = (-math.inf, comm.rank), None
+    value, rank = comm.allreduce(local, op=MPI.MAXLOC)
+    return value, comm.bcast(where, root=rank)
 
 
 class CriticalTracker:

@@ -89,15 +89,9 @@ class TemperatureWatch:
     # ------------------------------------------------------------------ reductions
     def _max(self, values: np.ndarray, mask: np.ndarray) -> tuple[float, list[float] | None]:
         """(max of values over owned nodes in mask, where); (-inf, None) when empty."""
-        idx = np.flatnonzero(mask[: self.n_owned])
-        if len(idx):
-            k = idx[int(np.argmax(values[idx]))]
-            local = (float(values[k]), self.comm.rank)
-            where = self.coords[k].tolist()
-        else:
-            local, where = (-math.inf, self.comm.rank), None
-        value, rank = self.comm.allreduce(local, op=MPI.MAXLOC)
-        return value, self.comm.bcast(where, root=rank)
+        from .metrics import located_max
+
+        return located_max(self.comm, values, np.flatnonzero(mask[: self.n_owned]), self.coords)
 
     def max_temperature(self) -> tuple[float, list[float] | None]:
         """Peak nodal temperature (C) outside the singular neighbourhoods, and where (m)."""
