@@ -88,6 +88,9 @@ class ZoneSampler:
         self._overshoot = 0.0 if problem.case.solver.element_degree == 1 else 0.5
         self._T_prev_fn = fem.Function(V)
         self._T_prev_expr = fem.Expression(self._T_prev_fn, points)
+        # compiled here, on every rank: an Expression's JIT is collective, so it must not be
+        # built only where a rank happens to have cells to evaluate
+        self._x_expr = fem.Expression(ufl.SpatialCoordinate(mesh), points)
         tmax_floor = MODEL_LIMIT_C
         if criterion == "isotherm":
             tmax_floor = min(tmax_floor, problem.case.damage.ablation_isotherm_C)
@@ -186,11 +189,11 @@ class ZoneSampler:
         return out
 
     def coordinates(self, cells: np.ndarray) -> np.ndarray:
-        """Physical coordinates (m) of the points of the given owned cells, (cells, points, 3)."""
+        """Physical coordinates (m) of the points of the given owned cells, (cells, points, 3).
+        Local (not collective): a rank may call it with no cells."""
         if len(cells) == 0:
             return np.zeros((0, self.n_points, 3))
-        x = fem.Expression(ufl.SpatialCoordinate(self._mesh), self._points)
-        return x.eval(self._mesh, cells.astype(np.int32)).reshape(len(cells), self.n_points, 3)
+        return self._x_expr.eval(self._mesh, cells.astype(np.int32)).reshape(len(cells), self.n_points, 3)
 
     def boundary_points(self, indicator: np.ndarray, V) -> np.ndarray:
         """Coordinates (gathered on every rank) of the zone's boundary, (n, 3) in m: the

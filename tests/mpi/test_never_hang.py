@@ -94,3 +94,26 @@ def test_mesh_preview_into_a_bad_folder_exits_2(mpiexec_exe, bioheat_cmd, cli_en
 def test_report_on_a_folder_that_is_not_a_result(mpiexec_exe, bioheat_cmd, cli_env, case_dir):
     r, _ = _mpirun(mpiexec_exe, bioheat_cmd, cli_env, "report", case_dir, cwd=case_dir)
     assert r.returncode == 2 and "not a result folder" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_ablation_zone_inside_one_partition(mpiexec_exe, bioheat_cmd, cli_env, tmp_path):
+    """The demo's small ablation zone (0.05 mL) lies in one rank's part of the mesh: every
+    collective of the metrics and the report must still be entered by both ranks (a JIT
+    compiled only where a rank had ablated cells hung here). Same numbers as serially."""
+    import json
+
+    root = Path(__file__).resolve().parents[2]
+    case = tmp_path / "demo.toml"
+    shutil.copy(root / "cases" / "demo_tumour_heating.toml", case)
+    r, wall = _mpirun(mpiexec_exe, bioheat_cmd, cli_env, "run", case, "--out", tmp_path / "np2", "--quiet",
+                      "--set", "output.fields=false", cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    serial = subprocess.run([*bioheat_cmd, "run", str(case), "--out", str(tmp_path / "np1"), "--quiet",
+                             "--set", "output.fields=false"], env=cli_env, cwd=tmp_path, capture_output=True,
+                            text=True, timeout=TIMEOUT_S)
+    assert serial.returncode == 0, serial.stderr
+    a = json.loads((tmp_path / "np1" / "summary.json").read_text())["damage"]
+    b = json.loads((tmp_path / "np2" / "summary.json").read_text())["damage"]
+    assert a["ablation_volume_m3"] > 0.0
+    assert b["ablation_volume_m3"] == pytest.approx(a["ablation_volume_m3"], rel=1e-6)
+    assert (tmp_path / "np2" / "maps.png").is_file()
