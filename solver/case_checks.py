@@ -201,7 +201,8 @@ def check_extent(what: str, extent_m: float, errors: list, warnings: list, scale
     ``scale_key`` (mesh files): the key that scales file units to metres, for the hint."""
     if extent_m > MAX_LENGTH_M:
         hint = (
-            f"; if the file is in millimetres, set {scale_key} = 0.001 (giving {extent_m * 1e-3:.4g} m)"
+            f"; if the file is in millimetres, set {scale_key} = 0.001 (giving {extent_m * 1e-3:.4g} m), "
+            f"in centimetres {scale_key} = 0.01 (giving {extent_m * 1e-2:.4g} m)"
             if scale_key
             else "; lengths are in metres (25 mm is 0.025)"
         )

@@ -1092,7 +1092,16 @@ class Case(_Model):
                     f"regions.{region} = '{tissue}': unknown tissue{cc.did_you_mean(tissue, known_tissues)}; "
                     f"allowed: {sorted(known_tissues)} or a new [tissues.{tissue}] table"
                 )
+        used = set(self.regions.values())
         for name, t in self.tissues.items():
+            if name not in used:
+                # a [tissues.NAME] table no region uses changes nothing: usually a misspelt name
+                # (or a --set on the wrong tissue), which would otherwise run silently unchanged
+                problems.append(
+                    f"tissues.{name}: no region uses this tissue{cc.did_you_mean(name, used)}, so its "
+                    f"values would change nothing; regions use {sorted(used)} (set regions.REGION = "
+                    f"'{name}' to use it, or remove the table)"
+                )
             if t.base is not None and t.base not in lib:
                 problems.append(
                     f"tissues.{name}.base = '{t.base}': unknown library tissue{cc.did_you_mean(t.base, lib)}; "

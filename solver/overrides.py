@@ -19,6 +19,7 @@ a CaseError.
 from __future__ import annotations
 
 import copy
+import difflib
 import re
 import tomllib
 from typing import Any
@@ -90,7 +91,11 @@ def set_path(data: dict[str, Any], path: str, value: Any) -> None:
                 raise OverrideError(f"--set {path}: {_show(parts, i)} is not a table, cannot hold '{key}'")
             if key not in node:
                 if isinstance(nxt, int):
-                    raise OverrideError(f"--set {path}: {_show(parts, i + 1)} is not in the case, cannot index [{nxt}]")
+                    close = difflib.get_close_matches(key, [str(k) for k in node], n=1, cutoff=0.6)
+                    hint = f" (did you mean '{close[0]}'?)" if close else ""
+                    raise OverrideError(
+                        f"--set {path}: {_show(parts, i + 1)} is not in the case{hint}, cannot index [{nxt}]"
+                    )
                 node[key] = {}
             node = node[key]
     last = parts[-1]

@@ -114,6 +114,7 @@ def test_mesh_in_mm_refused_with_hint(folder, bioheat_cmd, cli_env):
     r = bioheat(bioheat_cmd, cli_env, "run", "mesh_in_mm.toml", "--out", folder / "mm", cwd=folder)
     assert r.returncode == 2
     assert "extent 20 m is implausible" in r.stderr and "set length_scale_m = 0.001" in r.stderr
+    assert "in centimetres length_scale_m = 0.01 (giving 0.2 m)" in r.stderr  # the other usual unit
     assert not (folder / "mm").exists()
     data = tomllib.loads((folder / "mesh_in_mm.toml").read_text())
     data["geometry"]["length_scale_m"] = 0.001

@@ -88,3 +88,19 @@ def test_cli_validate_with_set(capsys):
     assert "geometry.mesh_size_m" in err
     assert main(["validate", str(SLAB), "--set", "probe[99].name=x"]) == 2
     assert "no index 99" in capsys.readouterr().err
+
+
+def test_override_of_an_unused_or_misspelt_tissue_is_refused():
+    """A --set on a tissue no region uses would change nothing (a silent no-op with a new hash)."""
+    laser = ROOT / "cases" / "laser_980nm_15W_muscle.toml"
+    with pytest.raises(CaseError) as err:
+        load_case(laser, ["tissues.muscel.base=muscle"])
+    assert "tissues.muscel: no region uses this tissue (did you mean 'muscle'?)" in str(err.value)
+    with pytest.raises(CaseError, match="tissues.epidural_fat: no region uses this tissue"):
+        load_case(laser, ["tissues.epidural_fat.conductivity_W_per_mK=0.5"])
+    assert load_case(laser, ["tissues.muscle.conductivity_W_per_mK=0.5"]).resolved_tissues()["body"].conductivity_W_per_mK == 0.5
+
+
+def test_misspelt_list_key_gets_a_suggestion():
+    with pytest.raises(CaseError, match=r"aplicator is not in the case \(did you mean 'applicator'\?\)"):
+        load_case(ROOT / "cases" / "laser_980nm_15W_muscle.toml", ["aplicator[0].power_W=5"])

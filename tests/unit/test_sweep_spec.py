@@ -88,7 +88,8 @@ values = [4.0, 5.0]
 path = "tissues.fat.conductivity_W_per_mK"
 values = [0.2, 0.4]
 """)
-    with pytest.raises(SweepError, match=r"tissues.fat.conductivity_W_per_mK' does not change the resolved case"):
+    # refused by the case itself: a tissue table no region uses (before the sweep's own no-op check)
+    with pytest.raises(SweepError, match=r"tissues.fat: no region uses this tissue"):
         plan_cases(load_spec(spec))
     spec = write(tmp_path, """
 [[parameter]]
