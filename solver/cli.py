@@ -164,8 +164,10 @@ def _print_summary(case, summary) -> None:
         if "power_W" in b:
             side = ", interior facets" if b["interior"] else ""
             _say(f"  {b['table']}: heat flux on {b['surfaces']}: {b['power_W']:.4g} W over {b['area_m2']:.4g} m2{side}")
+    said = set(case.warnings())  # printed by cmd_run before the run started
     for w in summary.get("warnings", []):
-        _say(f"  warning: {w}")
+        if w not in said:
+            _say(f"  warning: {w}")
     if "manufactured" in summary:
         _say(f"  L2 error against '{summary['manufactured']['solution']}': {summary['manufactured']['l2_error_K_m1.5']:.3e}")
     if "safety" in summary:

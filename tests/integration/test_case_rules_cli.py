@@ -86,6 +86,8 @@ def test_flux_on_interior_surface_enters_once(folder, bioheat_cmd, cli_env, mpie
     r = bioheat(bioheat_cmd, cli_env, "run", "interface_flux.toml", "--out", out, "--quiet", cwd=folder,
                 ranks=ranks, mpiexec=mpiexec_exe)
     assert r.returncode == 0, r.stderr
+    # the case's warning is said once (before the run), not again in the closing summary
+    assert (r.stdout + r.stderr).count("is applied on interior facets") == 1, r.stdout + r.stderr
     s = summary(out)
     flux = s["boundaries"][0]
     assert flux["interior"] is True
