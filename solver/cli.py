@@ -286,6 +286,11 @@ def cmd_report(args) -> int:
 
     for p in collective_check(_comm(), draw):
         _say(p)
+    if not (folder / "report_data.npz").exists():
+        _say(
+            f"note: {folder / 'report_data.npz'} is missing, so maps.png and dose_histogram.png were not "
+            "redrawn (an older copy may still be in the folder); re-run the case to redraw them"
+        )
     return 0
 
 

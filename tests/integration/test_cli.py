@@ -11,6 +11,7 @@ import copy
 import csv
 import json
 import math
+import shutil
 import subprocess
 import tomllib
 from pathlib import Path
@@ -284,6 +285,12 @@ def test_steady_report(slab_run, bioheat_cmd, cli_env):
     assert "maps.png" in rr.stdout and "probes.png" not in rr.stdout
     rr = bioheat(bioheat_cmd, cli_env, "report", out, "--convention", "sideways")
     assert rr.returncode == 2 and "sideways" in rr.stderr
+    # without report_data.npz the maps cannot be redrawn: said, not silently skipped
+    copy = out.parent / "report_copy"
+    shutil.copytree(out, copy)
+    (copy / "report_data.npz").unlink()
+    rr = bioheat(bioheat_cmd, cli_env, "report", copy)
+    assert rr.returncode == 0 and "report_data.npz is missing" in rr.stdout, rr.stdout + rr.stderr
 
 
 def test_slab_outputs(slab_run, bioheat_cmd, cli_env, tmp_path):
