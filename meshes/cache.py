@@ -89,11 +89,10 @@ def digest_file(path: Path) -> Path:
 
 
 def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
+    """Hex sha256 of the file's bytes (solver.inputs.sha256_file)."""
+    from solver.inputs import sha256_file
+
+    return sha256_file(path)
 
 
 def write_digest(path: Path, digest: str) -> None:

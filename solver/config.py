@@ -1423,12 +1423,9 @@ class Case(_Model):
         d = self.resolved_dict()
         if isinstance(self.geometry, FileGeometry):
             path = Path(d["geometry"]["path"])
-            digest = hashlib.sha256()
-            if path.is_file():
-                with open(path, "rb") as fh:
-                    for chunk in iter(lambda: fh.read(1 << 20), b""):
-                        digest.update(chunk)
-            d["geometry"]["path"] = digest.hexdigest() if path.is_file() else "missing"
+            from .inputs import sha256_file
+
+            d["geometry"]["path"] = sha256_file(path) if path.is_file() else "missing"
         blob = json.dumps(d, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()
 

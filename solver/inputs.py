@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import math
 import os
@@ -152,3 +153,13 @@ def read_schedule_csv(csv_path: Path, key: str, source: str) -> list[list[float]
     if not rows:
         raise CaseError(f"{what}: no data rows after the header")
     return rows
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file's bytes, read in chunks (provenance, the case hash of mesh files and
+    the mesh cache's check all use this one)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()

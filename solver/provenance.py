@@ -13,7 +13,6 @@ new folder and compares the metrics with :func:`compare_metrics`.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import platform
 import socket
@@ -23,6 +22,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from .inputs import sha256_file  # noqa: F401  (re-exported)
+
 from . import __version__
 
 # Metrics compared by `bioheat reproduce`: temperatures to 1e-6 K absolute, other metrics to
@@ -30,14 +31,6 @@ from . import __version__
 # to round-off; on other rank counts partitioning changes the Krylov iterates within rtol.
 TEMPERATURE_TOL_K = 1e-6
 RELATIVE_TOL = 1e-6
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _now() -> str:
