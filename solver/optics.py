@@ -1,6 +1,9 @@
 """Optical properties of tissues (pure data, no FEM imports: the case validator uses it).
 
 Default table: Cassano et al., Neurophotonics 2019, 6:015004, Table 1 (1/mm there, 1/m here).
+Every default has a source and an uncertainty range (low, nominal, high) in
+``solver.optics_sources.OPTICAL_RANGES`` (docs/MODEL.md section 4b), for the sweep's
+uncertainty study.
 """
 
 from __future__ import annotations
@@ -54,8 +57,9 @@ OPTICAL_TABLE: dict[int, dict[str, OpticalProperties]] = {
         "fat": _mm(0.0014, 0.99),  # Cassano 2019 Table 1, fat 980 nm (mu_eff 0.065/mm)
         "muscle": _mm(0.049, 0.58),  # Cassano 2019 Table 1, muscle 980 nm (mu_eff 0.30/mm)
         "csf": _mm(0.048, 0.01),  # Cassano 2019 Table 1, CSF 980 nm: diffusion approximation invalid
-        # MODELLING CHOICES (no clean 980 nm measurement found; docs/MODEL.md section 4), so that a
-        # spine case runs without optical keys; cases may override them:
+        # MODELLING CHOICES (no direct 980 nm measurement; docs/MODEL.md section 4b gives the
+        # composition bounds and measured analogues behind each, optics_sources.OPTICAL_RANGES the
+        # ranges), so that a spine case runs without optical keys; cases may override them:
         "cancellous_bone": _mm(0.040, 1.5),  # mineral scatters like skull, marrow blood/water absorb like muscle
         "tumour": _mm(0.049, 0.58),  # lytic metastasis as soft tissue: the muscle entry above
         "dura": _mm(0.040, 1.7),  # dense collagen: skull-like scattering, water absorption
