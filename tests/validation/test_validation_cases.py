@@ -1,0 +1,92 @@
+"""Validation cases (cases/validation/, docs/VALIDATION.md) in coarse variants: the model's
+numbers beside published measurements, including where the model misses them.
+
+Coarse settings (mesh, time step) are passed with --set; the mesh-refinement studies behind the
+tolerances are in docs/VALIDATION.md. The runs are serial CLI runs; one of them is repeated on
+2 ranks and must give the serial numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from ..conftest import CASES
+
+pytestmark = pytest.mark.timeout(900)
+
+VALIDATION = CASES / "validation"
+# Marqa 2011 coarse: refinement 0.8 mm (case: 0.6 mm), dt 3 s. Mesh study of the case with dt 1 s
+# (docs/VALIDATION.md section 1): 0.760 / 0.807 / 0.823 mL at h = 0.6 / 0.3 / 0.2 mm near the fibre.
+MARQA_COARSE = ["--set", "geometry.refinement[0].size_m=0.0008", "--set", "time.dt_s=3.0",
+                "--set", "time.output_interval_s=30.0"]
+MARQA_CONVERGED_ML = 0.83  # Richardson-type estimate from the three meshes above
+MARQA_HISTOLOGY_ML = (0.974, 0.059)  # mean +- SD, Marqa et al. 2011
+# minipig coarse: 1.5 mm in cord, cortex and at the tip (case: 0.8-1 mm), dt 4 s (case: 1 s)
+MINIPIG_COARSE = ["--set", "geometry.mesh_size_m=0.008", "--set", "geometry.soft_tissue_margin_m=0.012",
+                  "--set", "geometry.tip_size_m=0.0015", "--set", "geometry.cortex_size_m=0.0015",
+                  "--set", "geometry.cord_size_m=0.0015", "--set", "time.dt_s=4.0",
+                  "--set", "time.output_interval_s=20.0"]
+
+
+def _run(cmd, cli_env, case: Path, out: Path, extra) -> dict:
+    r = subprocess.run([*cmd, "run", str(case), "--out", str(out), "--quiet", "--no-report", *extra],
+                       capture_output=True, text=True, env=cli_env, timeout=900)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return json.loads((out / "summary.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, bioheat_cmd, cli_env):
+    from mpi4py import MPI
+
+    if MPI.COMM_WORLD.size > 1:
+        pytest.skip("runs the CLI serially (and itself once under mpiexec -n 2)")
+    base = tmp_path_factory.mktemp("validation")
+    out = {"marqa": _run(bioheat_cmd, cli_env, VALIDATION / "marqa2011_rat_prostate.toml", base / "marqa", MARQA_COARSE)}
+    for name in ("intact", "breached"):
+        out[name] = _run(bioheat_cmd, cli_env, VALIDATION / f"minipig_vertebra_{name}.toml", base / name, MINIPIG_COARSE)
+    return out
+
+
+def test_marqa2011_necrosis_volume(runs):
+    """Omega >= 1 volume: the coarse run is within its measured mesh error (-9 %, bound 12 %) of
+    the converged 0.83 mL, which lies 15 % (2.4 SD) below the histological 0.974 +- 0.059 mL:
+    the model under-predicts this necrosis (docs/VALIDATION.md section 1 says why)."""
+    v_ml = runs["marqa"]["damage"]["ablation_volume_m3"] * 1e6
+    assert v_ml == pytest.approx(MARQA_CONVERGED_ML, rel=0.12), v_ml
+    mean, sd = MARQA_HISTOLOGY_ML
+    assert v_ml < mean - sd, (v_ml, "the model now reaches the measured range: update docs/VALIDATION.md")
+    assert v_ml > 0.7 * mean, v_ml
+
+
+def test_minipig_breach_contrast(runs):
+    """Same applicator and dose; a 4 mm hole through the posterior cortex raises the dura's dose
+    above the limits (45 C, 6 CEM43) while the intact wall keeps it below, the contrast the
+    minipig study found. The cord itself stays far below injury in both (the study found cord
+    injury at every breached level): a miss, discussed in docs/VALIDATION.md section 2."""
+    i, b = runs["intact"], runs["breached"]
+    di, db = i["damage"]["critical"]["dura"], b["damage"]["critical"]["dura"]
+    assert i["safety"]["pass"] and not b["safety"]["pass"]
+    assert db["max_temperature_C"] > di["max_temperature_C"] + 1.0, (di, db)
+    assert db["max_cem43_min"] > 2.0 * di["max_cem43_min"], (di, db)
+    for s in (i, b):
+        assert s["damage"]["critical"]["spinal_cord"]["max_cem43_min"] < 1.0
+    # lesion size: equivalent-sphere diameter of the Omega >= 1 zone, about 16 mm under the
+    # assumed dose (6 W, 120 s) against 8-11 mm measured with the paper's (unknown) dose
+    d_mm = 1e3 * (6.0 * i["damage"]["ablation_volume_m3"] / math.pi) ** (1.0 / 3.0)
+    assert 14.0 < d_mm < 18.0, d_mm
+
+
+def test_marqa2011_on_two_ranks_matches_serial(runs, bioheat_cmd, cli_env, mpiexec_exe, tmp_path):
+    par = _run([mpiexec_exe, "-n", "2", *bioheat_cmd], cli_env, VALIDATION / "marqa2011_rat_prostate.toml",
+               tmp_path / "mpi", MARQA_COARSE)
+    ser = runs["marqa"]
+    assert par["ranks"] == 2 and par["mesh"]["cells"] == ser["mesh"]["cells"]
+    # partition round-off can switch a node's coagulation state at the threshold (1e-4 in the
+    # spine test); the volume is a quadrature of an indicator, so allow 1e-3
+    assert par["damage"]["ablation_volume_m3"] == pytest.approx(ser["damage"]["ablation_volume_m3"], rel=1e-3)
