@@ -28,6 +28,8 @@ same identity up to the residual of the interior equations.
 Where the diffusion approximation is poor (mu_s' not >> mu_a, e.g. CSF: mu_s' 0.01/mm vs
 mu_a 0.048/mm), the engine still solves the same equation with D = 1/(3 (mu_a + mu_s'));
 ``diffusion_valid`` flags such properties so callers can warn.
+solver/low_scattering.py gives the transport-exact (Beer-Lambert) reference and the error bound
+of diffusion there (docs/MODEL.md section 2b).
 """
 
 from __future__ import annotations

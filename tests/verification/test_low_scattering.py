@@ -50,7 +50,7 @@ def test_engine_diffusion_in_csf_vs_beer_lambert():
     a 25 mm ball, phi = 0 on the surface. The FE solution matches its own closed form (ball
     solution) to 3 % at 5-12 mm (P1 next to a point source: 5 % low at 3 mm with h = 0.9 mm
     there), and so differs from the transport reference by the closed-form ratio: 0.60x the
-    Beer-Lambert fluence of a pure absorber at 5 mm, 0.87x at 8 mm, 1.12x at 12 mm."""
+    Beer-Lambert fluence of a pure absorber at 5 mm, 0.87x at 8 mm, 1.13x at 12 mm."""
     R = 0.025
     csf = optical_properties("csf")
     geo = SphereGeometry(kind="sphere", radius_m=R, mesh_size_m=0.003,
