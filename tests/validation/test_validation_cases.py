@@ -21,7 +21,8 @@ pytestmark = pytest.mark.timeout(900)
 
 VALIDATION = CASES / "validation"
 # Marqa 2011 coarse: refinement 0.8 mm (case: 0.6 mm), dt 3 s. Mesh study of the case with dt 1 s
-# (docs/VALIDATION.md section 1): 0.760 / 0.807 / 0.823 mL at h = 0.6 / 0.3 / 0.2 mm near the fibre.
+# (docs/VALIDATION.md section 1): 0.760 / 0.807 / 0.823 mL at h = 0.6 / 0.3 / 0.2 mm near the fibre
+# (5 / 3 / 2 mm far field).
 MARQA_COARSE = ["--set", "geometry.refinement[0].size_m=0.0008", "--set", "time.dt_s=3.0",
                 "--set", "time.output_interval_s=30.0"]
 MARQA_CONVERGED_ML = 0.83  # Richardson-type estimate from the three meshes above
