@@ -28,6 +28,7 @@ from mpi4py import MPI
 from petsc4py import PETSc
 
 from .config import Applicator, Case, CaseError
+from .fem import assemble_vector
 from .optics import OpticalProperties, diffusion_valid
 
 # Kernel model, tip centre outside the mesh (catheter cavity): rays to find the tissue around it.
@@ -281,8 +282,7 @@ class Laser:
         window = ufl.conditional(ufl.And(ufl.ge(s, 0.0), ufl.le(s, ap.tip_length_m)), 1.0, 0.0)
         v = ufl.TestFunction(self.V)
         ds = ufl.Measure("ds", domain=self.mesh, subdomain_data=self.bundle.facet_tags)(tuple(tags))
-        vec = dolfinx.fem.petsc.assemble_vector(fem.form(window * v * ds))
-        vec.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+        vec = assemble_vector(window * v * ds)
         total = vec.sum()
         if not total > 0.0:
             raise CaseError(f"applicator[{em.index}] ({ap.name}): no catheter wall within the tip at this position")

@@ -29,6 +29,7 @@ import ufl
 from dolfinx import fem
 from mpi4py import MPI
 
+from .fem import region_function
 from .probes import evaluate, locate
 
 PLANE_SPACING_M = 0.00015  # finest grid spacing (m): resolves 0.8 mm cortex, 0.3 mm dura, 0.8 mm catheter
@@ -397,10 +398,7 @@ def report_data(problem, region_nodes) -> dict:
         out["criterion"] = np.array(label)
         out["criterion_kind"] = np.array(case.damage.ablation_criterion)
     Q0 = problem.Q0
-    region = fem.Function(Q0)
-    region.x.array[:] = -1.0
-    for name, tag in problem.bundle.regions.items():
-        region.x.array[Q0.dofmap.list[problem.bundle.cell_tags.find(tag)].reshape(-1)] = tag
+    region = region_function(Q0, problem.bundle.cell_tags, problem.bundle.regions, problem.bundle.regions, fill=-1.0)
     fields["region"] = region
     for f in fields.values():  # ghosts from their owners: a node has one value on every rank
         f.x.scatter_forward()
