@@ -30,8 +30,9 @@ from dolfinx import fem
 from mpi4py import MPI
 from petsc4py import PETSc
 
-from .boundaries import check_mesh_names, coolant_boundaries
-from .config import Case, CaseError, DirichletBC, NeumannBC, RobinBC
+from .boundaries import (check_mesh_names, coolant_boundaries, dirichlet_conditions, interface_measure, split_boundaries,
+                         surface_measure)
+from .config import Case, CaseError
 from .errors import SolverError
 from .fem import assemble_vector, create_ksp, region_function, untagged_cells
 from .startup import DampedStart
@@ -101,30 +102,16 @@ class BioheatProblem:
         self.props = {n: region_function(self.Q0, self.bundle.cell_tags, self.bundle.regions,
                                          lambda r, a=attr: getattr(tissues[r], a), name=n) for n, attr in keys.items()}
 
-    def surface_measure(self, surface_names: list[str]):
-        """Exterior-facet measure over the named surfaces."""
-        return self.ds(tuple(sorted({t for s in surface_names for t in self.bundle.surfaces[s]})))
+    def surface_measure(self, names: list[str]):
+        return surface_measure(self.ds, self.bundle, names)
 
-    def interface_measure(self, surface_names: list[str]):
-        """Interior-facet measure over the named surfaces' facets between two cells, or None."""
-        names = [s for s in surface_names if s in getattr(self.bundle, "interior_surfaces", set())]
-        return self.dS(tuple(sorted({t for s in names for t in self.bundle.surfaces[s]}))) if names else None
+    def interface_measure(self, names: list[str]):
+        return interface_measure(self.dS, self.bundle, names)
 
     def _boundary_conditions(self) -> None:
-        fdim = self.mesh.topology.dim - 1
-        self.mesh.topology.create_connectivity(fdim, self.mesh.topology.dim)
-        self.robin = [bc for bc in self.boundaries if isinstance(bc, RobinBC)]
-        self.neumann = [bc for bc in self.boundaries if isinstance(bc, NeumannBC)]
-        self.dirichlet = [bc for bc in self.boundaries if isinstance(bc, DirichletBC)]
-        self.bcs: list[fem.DirichletBC] = []
-        self.dirichlet_values: list[fem.Function] = []  # one per Dirichlet table, in its order
-        for bc in self.dirichlet:
-            tags = [t for s in bc.surfaces() for t in self.bundle.surfaces[s]]
-            facets = np.unique(np.concatenate([self.bundle.facet_tags.find(t) for t in tags]).astype(np.int32))
-            g = fem.Function(self.V)
-            g.x.array[:] = bc.temperature_C
-            self.dirichlet_values.append(g)
-            self.bcs.append(fem.dirichletbc(g, fem.locate_dofs_topological(self.V, fdim, facets)))
+        self.robin, self.neumann, self.dirichlet = split_boundaries(self.boundaries)
+        # Dirichlet data as functions (one per table, in its order): time-dependent ones are refilled
+        self.bcs, self.dirichlet_values = dirichlet_conditions(self.V, self.bundle, self.dirichlet)
 
     def _forms(self) -> None:
         u, v = ufl.TrialFunction(self.V), ufl.TestFunction(self.V)
@@ -291,17 +278,6 @@ class BioheatProblem:
             raise SolverError("the temperature field is not finite (NaN or Inf) after the solve")
 
     # ------------------------------------------------------------------ diagnostics
-    def max_temperature(self) -> tuple[float, list[float]]:
-        """Global maximum of the nodal temperatures (C) and where (m). Collective."""
-        n = self.V.dofmap.index_map.size_local
-        if not hasattr(self, "_coords"):
-            self._coords = self.V.tabulate_dof_coordinates()  # once: the mesh does not move
-        i = int(np.argmax(self.T.x.array[:n])) if n else -1
-        local = (float(self.T.x.array[i]) if n else -np.inf, self.comm.rank)
-        value, rank = self.comm.allreduce(local, op=MPI.MAXLOC)
-        where = self.comm.bcast(self._coords[i].tolist() if self.comm.rank == rank else None, root=rank)
-        return value, where
-
     def num_dofs(self) -> int:
         return self.V.dofmap.index_map.size_global * self.V.dofmap.index_map_bs
 

@@ -4,12 +4,13 @@ the report of what was applied (areas, heat-flux powers). No solver state."""
 from __future__ import annotations
 
 from . import compat  # noqa: F401  (import order)
+import numpy as np
 from dolfinx import fem
 from mpi4py import MPI
 from petsc4py import PETSc
 
 from .case_checks import boundary_overlaps, boundary_tables, coolant_boundaries  # noqa: F401  (re-exported)
-from .config import CaseError, NeumannBC, RobinBC, UniformSource
+from .config import CaseError, DirichletBC, NeumannBC, RobinBC, UniformSource
 
 
 def check_mesh_names(case, bundle) -> None:
@@ -65,3 +66,37 @@ def boundary_report(problem) -> list[dict]:
             entry["power_W"] = bc.heat_flux_W_per_m2 * area
         out.append(entry)
     return out
+
+
+def split_boundaries(boundaries: list) -> tuple[list[RobinBC], list[NeumannBC], list[DirichletBC]]:
+    """The boundary tables by type: (robin, neumann, dirichlet), each in the case's order."""
+    return ([bc for bc in boundaries if isinstance(bc, RobinBC)], [bc for bc in boundaries if isinstance(bc, NeumannBC)],
+            [bc for bc in boundaries if isinstance(bc, DirichletBC)])
+
+
+def dirichlet_conditions(V, bundle, dirichlet: list[DirichletBC]) -> tuple[list, list]:
+    """(DOLFINx Dirichlet conditions, their value functions filled with temperature_C (C)), one
+    per table. Collective (creates the facet-to-cell connectivity)."""
+    mesh = V.mesh
+    fdim = mesh.topology.dim - 1
+    mesh.topology.create_connectivity(fdim, mesh.topology.dim)
+    bcs, values = [], []
+    for bc in dirichlet:
+        tags = [t for s in bc.surfaces() for t in bundle.surfaces[s]]
+        facets = np.unique(np.concatenate([bundle.facet_tags.find(t) for t in tags]).astype(np.int32))
+        g = fem.Function(V)
+        g.x.array[:] = bc.temperature_C
+        values.append(g)
+        bcs.append(fem.dirichletbc(g, fem.locate_dofs_topological(V, fdim, facets)))
+    return bcs, values
+
+
+def surface_measure(ds, bundle, names: list[str]):
+    """Exterior-facet measure ``ds`` restricted to the named surfaces."""
+    return ds(tuple(sorted({t for s in names for t in bundle.surfaces[s]})))
+
+
+def interface_measure(dS, bundle, names: list[str]):
+    """Interior-facet measure ``dS`` over the named surfaces' facets between two cells, or None."""
+    names = [s for s in names if s in getattr(bundle, "interior_surfaces", set())]
+    return dS(tuple(sorted({t for s in names for t in bundle.surfaces[s]}))) if names else None

@@ -16,6 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from .bioheat import BioheatProblem
 from .boundaries import boundary_report
 from .coagulation import CoagulationModel
@@ -25,6 +27,7 @@ from .dose import DoseTracker
 from .errors import SolverError
 from .laser import Laser
 from .manufactured import ManufacturedSolution
+from .metrics import located_max
 from .sources import case_loads, laser_loads
 
 
@@ -61,6 +64,7 @@ class Coupler:
         self.dose = DoseTracker(heat) if not heat.steady else None
         self.coagulation = CoagulationModel(heat, self.dose, self.laser) if heat.lumped_perfusion else None
         self.state = RunState()
+        self._coords = None
 
     # what the recorders, metrics and checkpoints read
     mesh = property(lambda self: self.heat.mesh)
@@ -80,7 +84,11 @@ class Coupler:
         return self.heat.num_cells()
 
     def max_temperature(self) -> tuple[float, list[float]]:
-        return self.heat.max_temperature()
+        """Global maximum of the nodal temperatures (C) and where (m). Collective."""
+        if self._coords is None:
+            self._coords = self.V.tabulate_dof_coordinates()  # once: the mesh does not move
+        owned = np.arange(self.V.dofmap.index_map.size_local)
+        return located_max(self.comm, self.T.x.array, owned, self._coords)
 
     def boundary_report(self) -> list[dict]:
         return boundary_report(self.heat)

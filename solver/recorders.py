@@ -41,14 +41,12 @@ class PeakRecorder(Recorder):
         self.state, self.watch = run.state, run.state.watch
 
     def start(self, t: float) -> None:
-        self._track(t)
+        self._track(t, *self.watch.max_temperature())
 
     def after_step(self, n: int, t: float) -> None:
-        self.watch.check(n, t)
-        self._track(t)
+        self._track(t, *self.watch.check(n, t))  # check gathers the peak once per step
 
-    def _track(self, t: float) -> None:
-        value, where = self.watch.max_temperature()
+    def _track(self, t: float, value: float, where) -> None:
         if value > self.state.peak["value"]:
             self.state.peak.update(value=value, where=where, time=t)
 

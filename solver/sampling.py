@@ -31,6 +31,8 @@ from mpi4py import MPI
 
 from .fem import region_function
 from .probes import evaluate, locate
+from .metrics import RegionNodes, ablation_field
+from .zone import DOSE_FLOOR_FRACTION
 
 PLANE_SPACING_M = 0.00015  # finest grid spacing (m): resolves 0.8 mm cortex, 0.3 mm dura, 0.8 mm catheter
 MAX_GRID = 320  # points per side at most (the spacing grows for larger windows)
@@ -128,8 +130,6 @@ def dvh(problem, regions: list[str]) -> dict[str, np.ndarray]:
     zone = getattr(dose, "zone", None) if dose is not None else None
     floors = {}
     if zone is not None:
-        from .zone import DOSE_FLOOR_FRACTION
-
         dmg = problem.case.damage
         floors = {
             "omega": math.log10(DOSE_FLOOR_FRACTION * dmg.ablation_omega),
@@ -373,8 +373,6 @@ def _catheter_mask(points: np.ndarray, case) -> np.ndarray:
 def report_data(problem, region_nodes) -> dict:
     """Everything the report draws, as arrays for ``report_data.npz`` (collective; identical on
     every rank)."""
-    from .metrics import ablation_field
-
     case = problem.case
     dose = problem.dose
     critical = [r for r in case.critical_regions() if r in problem.bundle.regions]
@@ -469,8 +467,6 @@ def write_report_data(problem, folder: Path, region_nodes=None, recorder: Critic
     """Sample what the report needs and write ``report_data.npz`` (and ``critical.csv``) on
     rank 0. Collective."""
     if region_nodes is None:
-        from .metrics import RegionNodes
-
         region_nodes = RegionNodes(problem)
     data = report_data(problem, region_nodes)
     if problem.comm.rank == 0:
