@@ -112,6 +112,36 @@ def test_project_has_no_import_cycle():
     assert cycles(import_graph()) == []
 
 
+FEM_STACK = ("dolfinx", "petsc4py", "ufl", "basix")
+
+
+def imports_fem(module: str) -> list[str]:
+    """The FEM-stack packages ``module`` imports, itself or through the project modules it
+    imports (at any level)."""
+    graph = import_graph()
+    seen, todo, found = set(), [module], set()
+    while todo:
+        m = todo.pop()
+        if m in seen:
+            continue
+        seen.add(m)
+        path = ROOT / (m.replace(".", "/") + ".py")
+        if not path.exists():
+            path = ROOT / m.replace(".", "/") / "__init__.py"
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else [])
+            found |= {n.split(".")[0] for n in names if n.split(".")[0] in FEM_STACK}
+        todo += sorted(graph[m])
+    return sorted(found)
+
+
+def test_report_has_no_fem_dependency():
+    """The report draws from files; plane sampling is on the FEM side (solver.sampling)."""
+    assert imports_fem("solver.report") == []
+    assert "dolfinx" in imports_fem("solver.sampling")  # the check can fail
+
+
 if __name__ == "__main__":
     g = import_graph()
     for m in sorted(g):
