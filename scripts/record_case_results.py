@@ -4,7 +4,8 @@ tests/integration/test_refactor_reference.py).
     .venv/bin/python scripts/record_case_results.py --out tests/data/case_results_reference.json
     .venv/bin/python scripts/record_case_results.py --only demo_tumour_heating --out /tmp/x.json
 
-Cases: cases/*.toml, cases/spine/*.toml and cases/verification/*.toml (not the sweeps). Each
+Cases: cases/*.toml, cases/spine/*.toml and cases/verification/*.toml (not the sweeps), and
+the VARIANTS below (shipped cases with --set overrides). Each
 is run in this process (serial) into a temporary folder; every finite number of summary.json
 is kept except timings, iteration counts, ranks, versions, mesh sizes (those are the mesh's,
 not the physics') and the locations of maxima (ties in symmetric cases are broken by the
@@ -22,6 +23,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CASE_GLOBS = ("cases/*.toml", "cases/spine/*.toml", "cases/verification/*.toml")
+
+# Variants of shipped cases (key, case file, --set overrides) that exercise paths the shipped
+# cases do not: coagulation with k(T) and light re-solves; Crank-Nicolson with its damped start.
+VARIANTS = (
+    ("variants/laser_coagulation_kT_light_refresh", "cases/laser_980nm_15W_muscle.toml",
+     ["coagulation.enabled=true", "coagulation.temperature_dependent_conductivity=true",
+      "coagulation.scattering_factor=4.0", "coagulation.optical_refresh_tolerance=0.25"]),
+    ("variants/laser_crank_nicolson", "cases/laser_980nm_15W_muscle.toml", ["time.scheme='crank_nicolson'"]),
+)
 
 # summary keys (dotted prefixes) that are not physics results
 NOT_RECORDED = (
@@ -76,14 +86,19 @@ def recorded_numbers(summary: dict) -> dict[str, float]:
     return keep
 
 
-def run_one(path: Path, folder: Path) -> dict[str, float]:
-    """Run one case file serially into ``folder`` and return its recorded numbers."""
+def all_runs() -> list[tuple[str, Path, list[str]]]:
+    """(key, case file, overrides) of every recorded run: the shipped cases, then VARIANTS."""
+    return [(case_key(p), p, []) for p in shipped_cases()] + [(k, Path(p), list(o)) for k, p, o in VARIANTS]
+
+
+def run_one(path: Path, folder: Path, overrides: list[str] | None = None) -> dict[str, float]:
+    """Run one case file (with --set overrides) serially into ``folder`` and return its recorded numbers."""
     from mpi4py import MPI
 
     from solver.config import load_case
     from solver.simulation import run_case
 
-    case = load_case(ROOT / path)
+    case = load_case(ROOT / path, overrides or None)
     summary = run_case(case, folder, overwrite=False, comm=MPI.COMM_SELF, progress=False)
     return recorded_numbers(summary)
 
@@ -96,12 +111,11 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(ROOT))
     results: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="record-cases-") as tmp:
-        for path in shipped_cases():
-            key = case_key(path)
+        for key, path, overrides in all_runs():
             if args.only and key not in args.only:
                 continue
-            print(f"running {path} ...", flush=True)
-            results[key] = run_one(path, Path(tmp) / key.replace("/", "_"))
+            print(f"running {key} ...", flush=True)
+            results[key] = run_one(path, Path(tmp) / key.replace("/", "_"), overrides)
     Path(args.out).write_text(json.dumps(results, indent=1, sort_keys=True, allow_nan=False) + "\n")
     print(f"wrote {args.out}: {len(results)} cases")
     return 0

@@ -78,14 +78,13 @@ def test_comparison_can_fail():
 
 
 @pytest.mark.mpi
-@pytest.mark.parametrize("path", rec.shipped_cases(), ids=rec.case_key)
-def test_case_results_unchanged(path, shared_tmp, comm):
+@pytest.mark.parametrize("key, path, overrides", rec.all_runs(), ids=[k for k, _, _ in rec.all_runs()])
+def test_case_results_unchanged(key, path, overrides, shared_tmp, comm):
     from solver.config import load_case
     from solver.simulation import run_case
 
-    key = rec.case_key(path)
     assert key in REFERENCE, f"{key}: not in the reference; run scripts/record_case_results.py"
-    case = load_case(ROOT / path)
+    case = load_case(ROOT / path, overrides or None)
     summary = run_case(case, shared_tmp / "out", comm=comm, progress=False)
     diffs = differences(REFERENCE[key], rec.recorded_numbers(summary))
     assert not diffs, f"{key}: {len(diffs)} number(s) changed:\n" + "\n".join(diffs[:40])
