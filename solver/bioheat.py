@@ -278,6 +278,10 @@ class BioheatProblem:
             raise SolverError("the temperature field is not finite (NaN or Inf) after the solve")
 
     # ------------------------------------------------------------------ diagnostics
+    def solver_types(self) -> tuple[str, str]:
+        """(KSP type, PC type) of the heat solve as applied (after PETSc options)."""
+        return self.ksp.getType(), self.ksp.getPC().getType()
+
     def num_dofs(self) -> int:
         return self.V.dofmap.index_map.size_global * self.V.dofmap.index_map_bs
 

@@ -90,6 +90,9 @@ class Coupler:
         owned = np.arange(self.V.dofmap.index_map.size_local)
         return located_max(self.comm, self.T.x.array, owned, self._coords)
 
+    def solver_types(self) -> tuple[str, str]:
+        return self.heat.solver_types()
+
     def boundary_report(self) -> list[dict]:
         return boundary_report(self.heat)
 
