@@ -5,7 +5,7 @@ ball, body temperature on the outer faces, dt = 1 s) on the same mesh with the s
 solver and tolerance, in the same run:
 
 - engine: operator assembled once, RHS = B T_n + c + P(t) q (one mat-vec), CG + Jacobi,
-  warm start (solver.bioheat.BioheatProblem.step);
+  warm start (solver.coupler.Coupler.step);
 - tutorial: dolfinx.fem.petsc.LinearProblem(...).solve() every step, which re-assembles the
   matrix and the right-hand side and sets up a new preconditioner each time.
 
@@ -34,7 +34,7 @@ from mpi4py import MPI
 from petsc4py import PETSc
 
 from meshes.structured import structured_box
-from solver.bioheat import BioheatProblem
+from solver.coupler import Coupler
 from solver.config import parse_case
 
 SIDE_M = 0.04
@@ -83,7 +83,7 @@ def main() -> None:
 
     case = bench_case(args.rtol, args.pc)
     t0 = time.perf_counter()
-    problem = BioheatProblem(case, bundle)
+    problem = Coupler(case, bundle)
     setup = time.perf_counter() - t0
     problem.set_initial()
     # Pennes alone, the same work as the tutorial loop; dose tracking is timed separately below
@@ -102,19 +102,19 @@ def main() -> None:
 
     # Tutorial style on the same mesh, same forms, same solver, same number of steps so far.
     V = problem.V
-    k, rho_c, W, T_a = (problem.props[x] for x in ("k", "rho_c", "W", "T_a"))
+    k, rho_c, W, T_a = (problem.heat.props[x] for x in ("k", "rho_c", "W", "T_a"))
     u, v = ufl.TrialFunction(V), ufl.TestFunction(V)
     T_n = fem.Function(V)
     T_n.x.array[:] = case.initial.temperature_C
     tag = bundle.regions["tumour"]
-    vol = comm.allreduce(fem.assemble_scalar(fem.form(fem.Constant(bundle.mesh, 1.0) * problem.dx(tag))))
+    vol = comm.allreduce(fem.assemble_scalar(fem.form(fem.Constant(bundle.mesh, 1.0) * problem.heat.dx(tag))))
     dt = fem.Constant(bundle.mesh, PETSc.ScalarType(DT_S))
-    a = rho_c / dt * u * v * problem.dx + k * ufl.inner(ufl.grad(u), ufl.grad(v)) * problem.dx + W * u * v * problem.dx
-    L = (rho_c / dt * T_n + W * T_a) * v * problem.dx + POWER_W / vol * v * problem.dx(tag)
+    a = rho_c / dt * u * v * problem.heat.dx + k * ufl.inner(ufl.grad(u), ufl.grad(v)) * problem.heat.dx + W * u * v * problem.heat.dx
+    L = (rho_c / dt * T_n + W * T_a) * v * problem.heat.dx + POWER_W / vol * v * problem.heat.dx(tag)
     lp = dolfinx.fem.petsc.LinearProblem(
         a,
         L,
-        bcs=problem.bcs,
+        bcs=problem.heat.bcs,
         petsc_options_prefix="tutorial_",
         petsc_options={"ksp_type": "cg", "pc_type": "jacobi", "ksp_rtol": args.rtol, "ksp_atol": 0.0},
     )
@@ -157,7 +157,7 @@ def main() -> None:
             ("coagulation (Arrhenius + lumped perfusion)", {"enabled": True}),
             ("coagulation + k(T) re-assembly", {"enabled": True, "temperature_dependent_conductivity": True}),
         ):
-            p2 = BioheatProblem(bench_case(args.rtol, args.pc, coag), bundle)
+            p2 = Coupler(bench_case(args.rtol, args.pc, coag), bundle)
             p2.set_initial()
             p2.step(0.0, DT_S)
             t0 = time.perf_counter()

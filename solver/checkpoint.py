@@ -401,20 +401,6 @@ def restore_zone(zone, saved: dict[str, np.ndarray], where: str) -> None:
 
 
 # --------------------------------------------------------------------------- state
-@dataclass
-class LoopState:
-    """What the time loop keeps beside the problem: probe rows, peaks, the controller."""
-
-    problem: Any
-    times: list
-    rows: list
-    peak: dict
-    control: Any
-    critical: Any
-    recorder: Any = None  # solver.sampling.CriticalRecorder: critical maxima per output step
-    watch: Any = None  # solver.temperature_range.TemperatureWatch: first time above 100 C, raw source maxima
-
-
 def nodal_arrays(problem) -> dict[str, np.ndarray]:
     """Every nodal running-state array (local, with ghosts) by name: T and each field of the
     dose tracker (found by inspection, so fields added there are checkpointed too)."""
@@ -511,7 +497,7 @@ class Checkpointer:
         self._previous = {}
 
     # ------------------------------------------------------------------ per step
-    def after_step(self, n: int, t: float, ls: LoopState) -> None:
+    def after_step(self, n: int, t: float, ls) -> None:
         """Collective: checkpoint when due; on a signal (any rank) checkpoint and raise
         RunInterrupted. Nothing at the last step (the run is about to complete)."""
         if self.disabled:
@@ -532,7 +518,7 @@ class Checkpointer:
         if flags[1] or (self.plan.every_steps and n % self.plan.every_steps == 0):
             self.write(n, t, ls, reason="wall time" if flags[1] else "every_steps")
 
-    def write(self, n: int, t: float, ls: LoopState, reason: str) -> bool:
+    def write(self, n: int, t: float, ls, reason: str) -> bool:
         """Write the checkpoint of step n (collective). False (and a warning) if it failed."""
         if n == self.last_step:
             return True
@@ -584,7 +570,7 @@ class Checkpointer:
         self.written += 1
         return True
 
-    def _write_root(self, n, t, ls: LoopState, reason, g_nodal, g_cell, all_ghosts) -> None:
+    def _write_root(self, n, t, ls, reason, g_nodal, g_cell, all_ghosts) -> None:
         p = self.p
         arrays = {f"nodal.{k}": v for k, v in g_nodal.items()}
         if g_cell is not None:
@@ -594,7 +580,7 @@ class Checkpointer:
         ncols = len(ls.rows[0]) if ls.rows else 0
         arrays["series.probe_times"] = np.asarray(ls.times, dtype=np.float64)
         arrays["series.probe_rows"] = np.asarray(ls.rows, dtype=np.float64).reshape(len(ls.rows), ncols)
-        arrays["series.power_log"] = np.asarray(p.power_log, dtype=np.float64).reshape(-1, 4)
+        arrays["series.power_log"] = np.asarray(ls.power_log, dtype=np.float64).reshape(-1, 4)
         arrays["series.krylov_iterations"] = np.asarray(p.stats.iterations, dtype=np.int64)
         if ls.recorder is not None:
             width = 1 + 2 * len(ls.recorder.regions)
@@ -617,7 +603,7 @@ class Checkpointer:
             "critical_peak": dict(ls.critical.peak) if ls.critical is not None else None,
             "control": {"stopped": c.stopped, "paused_by": set(c.paused_by), "reached": dict(c.reached),
                         "events": list(c.events)},
-            "laser_gate": p.laser_gate,
+            "laser_gate": ls.laser_gate,
             "watch": (
                 {"first_above_limit": ls.watch.first_above_limit,
                  "source_max_C": [src["max_nodal_temperature_C"] for src in ls.watch.sources]}
@@ -657,7 +643,7 @@ class Checkpointer:
             shutil.rmtree(stale, ignore_errors=True)
 
     # ------------------------------------------------------------------ resume
-    def restore(self, ls: LoopState) -> tuple[int, float]:
+    def restore(self, ls) -> tuple[int, float]:
         """Put the checkpoint's state into the problem and the loop state. Returns the
         (step, time) it was written at. Collective; CaseError if it does not fit the mesh."""
         from .config import CaseError
@@ -694,7 +680,7 @@ class Checkpointer:
         # series and scalars
         ls.times[:] = arrays["series.probe_times"].tolist()
         ls.rows[:] = list(arrays["series.probe_rows"])
-        p.power_log[:] = [tuple(r) for r in arrays["series.power_log"].tolist()]
+        ls.power_log[:] = [tuple(r) for r in arrays["series.power_log"].tolist()]
         p.stats.iterations[:] = arrays["series.krylov_iterations"].tolist()
         if ls.recorder is not None and "series.critical_rows" in arrays:
             ls.recorder.rows[:] = arrays["series.critical_rows"].tolist()
@@ -707,7 +693,7 @@ class Checkpointer:
         c.paused_by = set(st["control"]["paused_by"])
         c.reached = dict(st["control"]["reached"])
         c.events = list(st["control"]["events"])
-        p.laser_gate = st["laser_gate"]
+        ls.laser_gate = st["laser_gate"]
         if ls.watch is not None and st.get("watch") is not None:
             ls.watch.first_above_limit = st["watch"]["first_above_limit"]
             for src, value in zip(ls.watch.sources, st["watch"]["source_max_C"]):

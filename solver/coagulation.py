@@ -20,13 +20,13 @@ from __future__ import annotations
 import numpy as np
 
 from . import compat  # noqa: F401  (import order)
-import dolfinx.fem.petsc
 import ufl
 from dolfinx import fem
 from mpi4py import MPI
-from petsc4py import PETSc
 
 from .damage import damage_fraction
+from .fem import assemble_vector, region_dofs, region_function
+from .sources import laser_load_name
 from .optics import OpticalProperties
 
 KELVIN = 273.15
@@ -41,48 +41,33 @@ def rylander_conductivity_factor(T_C) -> np.ndarray:
 
 
 class CoagulationModel:
-    def __init__(self, problem):
-        self.p = problem
-        case = problem.case
-        self.cfg = case.coagulation
-        V = problem.V
-        Q0 = problem.Q0
-        tissues = problem.tissues
-        # coagulated perfusion per region (DG0)
-        W1 = fem.Function(Q0)
-        for region, tag in problem.bundle.regions.items():
-            dofs = Q0.dofmap.list[problem.bundle.cell_tags.find(tag)].reshape(-1)
-            W1.x.array[dofs] = tissues[region].perfusion_coagulated_W_per_m3K
-        W1.x.scatter_forward()
-        fields = {"W1": W1}
-        # lumped perfusion vectors, assembled once
+    """Moves perfusion, optics and optionally k(T) with the damage of ``dose`` (solver.dose),
+    through the heat problem's operator-update API (BioheatProblem.set_lumped_perfusion,
+    set_conductivity, set_load_vector). Collective."""
+
+    def __init__(self, heat, dose, laser=None):
+        self.heat, self.dose, self.laser = heat, dose, laser
+        self.comm = heat.comm
+        self.cfg = heat.case.coagulation
+        V, Q0, tissues = heat.V, heat.Q0, heat.tissues
+        tags, regions = heat.bundle.cell_tags, heat.bundle.regions
+        self.regions = region_dofs(Q0, tags, regions)
+        W1 = region_function(Q0, tags, regions, lambda r: tissues[r].perfusion_coagulated_W_per_m3K)
+        # lumped perfusion vectors (native W0 and coagulated W1), assembled once
         v = ufl.TestFunction(V)
-        W0, Ta = problem.props["W"], problem.props["T_a"]
-        dx = problem.dx
-
-        def vec(expr):
-            b = dolfinx.fem.petsc.assemble_vector(fem.form(expr * v * dx))
-            b.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
-            return b
-
-        self.w0, self.w1 = vec(W0), vec(fields["W1"])
-        self.wta0, self.wta1 = vec(W0 * Ta), vec(fields["W1"] * Ta)
-        bc_rows = np.concatenate([bc.dof_indices()[0][: bc.dof_indices()[1]] for bc in problem.bcs]) if problem.bcs else np.zeros(0, np.int32)
-        self.bc_rows = bc_rows[bc_rows < V.dofmap.index_map.size_local]
-        for w in (self.w0, self.w1):
-            w.array[self.bc_rows] = 0.0  # Dirichlet rows keep their unit diagonal
-        self.n_owned = V.dofmap.index_map.size_local
-        self.d = np.zeros_like(problem.T.x.array)
-        self.w = self.w0.duplicate()
-        self.tmp = self.w0.duplicate()
-        self._base_operators()
+        W0, Ta = heat.props["W"], heat.props["T_a"]
+        self.n_owned = n = V.dofmap.index_map.size_local
+        self.w0, self.w1, self.wta0, self.wta1 = (
+            assemble_vector(e * v * heat.dx).array[:n].copy() for e in (W0, W1, W0 * Ta, W1 * Ta)
+        )
+        self.d = np.zeros_like(heat.T.x.array)
         self.apply()
         # optics
         self.d_cells_at_light = None
         self.d_fn = fem.Function(V)
         self.d_cells = fem.Function(Q0)
         self.light_refreshes = 0
-        if problem.laser is not None:
+        if laser is not None:
             self.native = {r: OpticalProperties(t.absorption_per_m, t.reduced_scattering_per_m) for r, t in tissues.items()}
             self.coag = {
                 r: OpticalProperties(
@@ -97,30 +82,13 @@ class CoagulationModel:
         else:
             self.optics_change = False
         if self.cfg.temperature_dependent_conductivity:
-            self.k0 = problem.props["k"].x.array.copy()
+            self.k0 = heat.props["k"].x.array.copy()
             self.T_cells = fem.Function(Q0)
 
-    # ------------------------------------------------------------------ operators
-    def _base_operators(self) -> None:
-        """Diagonals and constant vector of the operator without perfusion."""
-        p = self.p
-        self.diagA = p.A.getDiagonal()
-        self.diagB = p.B.getDiagonal() if (p.B is not None and p.theta < 1.0) else None
-        self.c0 = p.c.copy()
-
     def apply(self) -> None:
-        """Put the current (lumped) perfusion into A, B and c: O(N) vector work."""
-        p, th = self.p, self.p.theta
+        """Put the current (lumped) perfusion w = w0 + d (w1 - w0) into the heat operators."""
         d = self.d[: self.n_owned]
-        # w = w0 + d (w1 - w0)
-        self.w.array[:] = self.w0.array + d * (self.w1.array - self.w0.array)
-        self.tmp.array[:] = self.diagA.array + th * self.w.array
-        p.A.setDiagonal(self.tmp, addv=PETSc.InsertMode.INSERT_VALUES)
-        if self.diagB is not None:
-            self.tmp.array[:] = self.diagB.array - (1.0 - th) * self.w.array
-            p.B.setDiagonal(self.tmp, addv=PETSc.InsertMode.INSERT_VALUES)
-        p.c.array[:] = self.c0.array + self.wta0.array + d * (self.wta1.array - self.wta0.array)
-        p.ksp.setOperators(p.A)  # refreshes the (Jacobi) preconditioner: a diagonal copy
+        self.heat.set_lumped_perfusion(self.w0 + d * (self.w1 - self.w0), self.wta0 + d * (self.wta1 - self.wta0))
 
     # ------------------------------------------------------------------ per step
     def after_step(self) -> None:
@@ -132,39 +100,20 @@ class CoagulationModel:
     def update_operators(self) -> None:
         """Perfusion (and k(T)) of the current Omega and T in the operators. Also used to
         rebuild them from a checkpoint's Omega and T (solver.checkpoint)."""
-        self.d[:] = damage_fraction(self.p.dose.omega.x.array)
+        self.d[:] = damage_fraction(self.dose.omega.x.array)
         if self.cfg.temperature_dependent_conductivity:
-            self._update_conductivity()
+            self.T_cells.interpolate(self.heat.T)
+            self.heat.set_conductivity(self.k0 * rylander_conductivity_factor(self.T_cells.x.array))
         self.apply()
 
-    def _update_conductivity(self) -> None:
-        p = self.p
-        self.T_cells.interpolate(p.T)
-        p.props["k"].x.array[:] = self.k0 * rylander_conductivity_factor(self.T_cells.x.array)
-        p.A.zeroEntries()
-        dolfinx.fem.petsc.assemble_matrix(p.A, p.a_form, bcs=p.bcs)
-        p.A.assemble()
-        if p.B is not None:
-            p.B.zeroEntries()
-            dolfinx.fem.petsc.assemble_matrix(p.B, p.b_form)
-            p.B.assemble()
-        p._update_lift()
-        self._base_operators_keep_c()
-
-    def _base_operators_keep_c(self) -> None:
-        p = self.p
-        self.diagA = p.A.getDiagonal()
-        self.diagB = p.B.getDiagonal() if (p.B is not None and p.theta < 1.0) else None
-
     def _maybe_refresh_light(self) -> None:
-        p = self.p
         self.d_fn.x.array[:] = self.d
         self.d_cells.interpolate(self.d_fn)  # cell-midpoint value = mean of the P1 vertex values
         dc = self.d_cells.x.array
         if self.d_cells_at_light is None:
             self.d_cells_at_light = np.zeros_like(dc)
         change = float(np.max(np.abs(dc - self.d_cells_at_light))) if dc.size else 0.0
-        change = p.comm.allreduce(change, op=MPI.MAX)
+        change = self.comm.allreduce(change, op=MPI.MAX)
         if change <= self.cfg.optical_refresh_tolerance:
             return
         self.refresh_light(dc)
@@ -173,29 +122,25 @@ class CoagulationModel:
         """Re-solve the light with optical properties moved by the cell-wise damage fraction
         ``dc`` (DG0 array, local cells with ghosts). Collective. Deterministic, so a resumed
         run rebuilds the light of its checkpoint from ``d_cells_at_light`` alone."""
-        p = self.p
         mu_a = np.empty_like(dc)
         mus = np.empty_like(dc)
-        Q0 = p.Q0
-        for region, tag in p.bundle.regions.items():
-            dofs = Q0.dofmap.list[p.bundle.cell_tags.find(tag)].reshape(-1)
+        for region, dofs in self.regions.items():
             n0, n1 = self.native[region], self.coag[region]
             mu_a[dofs] = n0.absorption_per_m + dc[dofs] * (n1.absorption_per_m - n0.absorption_per_m)
             mus[dofs] = n0.reduced_scattering_per_m + dc[dofs] * (
                 n1.reduced_scattering_per_m - n0.reduced_scattering_per_m
             )
-        p.laser.refresh_cellwise(mu_a, mus)
-        for load, em in zip(p.laser_loads, p.laser.emitters):
-            load.vector = em.load
+        self.laser.refresh_cellwise(mu_a, mus)
+        for em in self.laser.emitters:
+            self.heat.set_load_vector(laser_load_name(em), em.load)
         self.d_cells_at_light = dc.copy()
         self.light_refreshes += 1
 
     # ------------------------------------------------------------------ output
     def summary(self) -> dict:
-        p = self.p
         n = self.n_owned
-        om = self.p.dose.omega.x.array
-        om_max = p.comm.allreduce(float(om[:n].max()) if n else 0.0, op=MPI.MAX)
+        om = self.dose.omega.x.array
+        om_max = self.comm.allreduce(float(om[:n].max()) if n else 0.0, op=MPI.MAX)
         return {
             "arrhenius_set": self.cfg.arrhenius_set,
             "max_omega": om_max,

@@ -18,6 +18,7 @@ import numpy as np
 from . import compat  # noqa: F401  (import order)
 from dolfinx import fem
 
+from .fem import region_function
 from .damage import ARRHENIUS_SETS, arrhenius_increment, cem43_increment_capped
 from .zone import ZoneSampler
 
@@ -39,14 +40,9 @@ class DoseTracker:
         self.p = problem
         V, Q0 = problem.V, problem.Q0
         A_default, Ea_default = ARRHENIUS_SETS[problem.case.coagulation.arrhenius_set]
-        logA, Ea = fem.Function(Q0), fem.Function(Q0)
-        for region, tag in problem.bundle.regions.items():
-            t = problem.tissues[region]
-            dofs = Q0.dofmap.list[problem.bundle.cell_tags.find(tag)].reshape(-1)
-            logA.x.array[dofs] = math.log(t.arrhenius_A_per_s or A_default)
-            Ea.x.array[dofs] = t.arrhenius_Ea_J_per_mol or Ea_default
-        logA.x.scatter_forward()
-        Ea.x.scatter_forward()
+        tissues, tags, regions = problem.tissues, problem.bundle.cell_tags, problem.bundle.regions
+        logA = region_function(Q0, tags, regions, lambda r: math.log(tissues[r].arrhenius_A_per_s or A_default))
+        Ea = region_function(Q0, tags, regions, lambda r: tissues[r].arrhenius_Ea_J_per_mol or Ea_default)
         # Ghost nodes take the owner's value (scatter_forward): the adjacent cell an interface
         # node takes its parameters from may differ between ranks, and every rank must
         # integrate the same dose at a shared node (partition-independent; checkpoints).

@@ -28,7 +28,11 @@ from mpi4py import MPI
 from petsc4py import PETSc
 
 from .config import Applicator, Case, CaseError
+from .fem import assemble_vector
 from .optics import OpticalProperties, diffusion_valid
+from .light import LightProblem
+from .light_kernel import KernelLight, default_emitter_count, emitter_points, kernel_fluence_numpy
+from .probes import evaluate, locate
 
 # Kernel model, tip centre outside the mesh (catheter cavity): rays to find the tissue around it.
 TISSUE_RAYS = 16
@@ -103,8 +107,6 @@ class Laser:
         self.solves += 1
 
     def _diffusion(self) -> None:
-        from .light import LightProblem
-
         cfg = self.case.light
         if self.light is None:
             # Light leaves (Robin) or vanishes (zero) at the tissue's outer surfaces only. A
@@ -161,8 +163,6 @@ class Laser:
         self.solves += 1
 
     def _kernel(self, mu_a_cells: np.ndarray | None = None) -> None:
-        from .light_kernel import KernelLight, default_emitter_count, emitter_points
-
         mu_a = fem.Function(fem.functionspace(self.mesh, ("DG", 0)), name="mu_a")
         if mu_a_cells is not None:
             mu_a.x.array[:] = mu_a_cells
@@ -238,8 +238,6 @@ class Laser:
 
     def _region_tags(self, points: np.ndarray) -> np.ndarray:
         """Region tag of the cell holding each point (-1 outside the mesh), on every rank."""
-        from .probes import locate
-
         located = locate(self.mesh, points, allow_outside=True)
         if not hasattr(self, "_cell_region"):
             tdim = self.mesh.topology.dim
@@ -281,8 +279,7 @@ class Laser:
         window = ufl.conditional(ufl.And(ufl.ge(s, 0.0), ufl.le(s, ap.tip_length_m)), 1.0, 0.0)
         v = ufl.TestFunction(self.V)
         ds = ufl.Measure("ds", domain=self.mesh, subdomain_data=self.bundle.facet_tags)(tuple(tags))
-        vec = dolfinx.fem.petsc.assemble_vector(fem.form(window * v * ds))
-        vec.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+        vec = assemble_vector(window * v * ds)
         total = vec.sum()
         if not total > 0.0:
             raise CaseError(f"applicator[{em.index}] ({ap.name}): no catheter wall within the tip at this position")
@@ -309,9 +306,6 @@ class Laser:
         Collective; the same values on every rank."""
         if self.case.light.model != "kernel":
             return None
-        from .light_kernel import kernel_fluence_numpy
-        from .probes import evaluate
-
         phi = np.zeros(len(located.points))
         for em in self.emitters:
             p = gate * em.power(t)

@@ -46,6 +46,9 @@ from dolfinx import fem
 from mpi4py import MPI
 from petsc4py import PETSc
 
+from .errors import SolverError
+from .fem import assemble_vector, create_ksp, min_cell_size, region_dofs, untagged_cells
+from .geometry import segment_quadrature
 from .probes import PointOutsideMesh, point_load_vector
 
 
@@ -192,12 +195,12 @@ class LightProblem:
 
     # ------------------------------------------------------------------ set-up
     def _properties(self, cell_tags, regions) -> None:
-        Q = fem.functionspace(self.mesh, ("DG", 0))
-        self.mu_a = fem.Function(Q, name="mu_a")
-        self.D = fem.Function(Q, name="D")
-        tdim = self.mesh.topology.dim
-        imap = self.mesh.topology.index_map(tdim)
-        num_cells = imap.size_local + imap.num_ghosts
+        """Fill the DG0 fields mu_a (1/m) and D (m) per region (created on the first call;
+        later calls refill them in place, so the compiled forms see the new values)."""
+        if not hasattr(self, "mu_a"):
+            Q = fem.functionspace(self.mesh, ("DG", 0))
+            self.mu_a = fem.Function(Q, name="mu_a")
+            self.D = fem.Function(Q, name="D")
         if cell_tags is None:
             if len(self.optical) != 1:
                 raise ValueError("without cell_tags, give exactly one entry in optical")
@@ -210,17 +213,13 @@ class LightProblem:
         missing_props = sorted(set(regions) - set(self.optical))
         if missing_props:
             raise ValueError(f"no optical properties for regions {missing_props}")
-        assigned = np.zeros(num_cells, dtype=bool)
-        for region, tag in regions.items():
-            props = self.optical[region]
-            cells = cell_tags.find(tag)
-            assigned[cells] = True
-            dofs = Q.dofmap.list[cells].reshape(-1)
-            self.mu_a.x.array[dofs] = props.absorption_per_m
-            self.D.x.array[dofs] = props.D_m
-        missing = self.comm.allreduce(int(np.count_nonzero(~assigned[: imap.size_local])), op=MPI.SUM)
+        missing = untagged_cells(self.mesh, cell_tags, regions.values())
         if missing:
             raise ValueError(f"{missing} cells belong to no region with optical properties")
+        Q = self.mu_a.function_space
+        for region, dofs in region_dofs(Q, cell_tags, regions).items():
+            self.mu_a.x.array[dofs] = self.optical[region].absorption_per_m
+            self.D.x.array[dofs] = self.optical[region].D_m
         self.mu_a.x.scatter_forward()
         self.D.x.scatter_forward()
 
@@ -264,22 +263,8 @@ class LightProblem:
     def _operator(self, ksp_type, pc_type, rtol, atol, max_iterations) -> None:
         self.A = dolfinx.fem.petsc.assemble_matrix(self.a_form, bcs=self.bcs)
         self.A.assemble()
-        ksp = PETSc.KSP().create(self.comm)
-        prefix = f"light_{id(self)}_"
-        ksp.setOptionsPrefix(prefix)
-        ksp.setOperators(self.A)
-        options = PETSc.Options()
-        if pc_type == "lu":
-            ksp_type = "preonly"
-            options[f"{prefix}pc_factor_mat_solver_type"] = "mumps"
-        elif pc_type in ("icc", "ilu") and self.comm.size > 1:
-            options[f"{prefix}sub_pc_type"] = pc_type
-            pc_type = "bjacobi"
-        ksp.setType(ksp_type)
-        ksp.getPC().setType(pc_type)
-        ksp.setTolerances(rtol=rtol, atol=atol, max_it=max_iterations)
-        ksp.setFromOptions()
-        self.ksp = ksp
+        self.ksp = create_ksp(self.comm, self.A, prefix="light_", ksp_type=ksp_type, pc_type=pc_type,
+                              rtol=rtol, atol=atol, max_it=max_iterations)
 
     # ------------------------------------------------------------------ sources
     def unit_source_point(self, points, weights=None) -> PETSc.Vec:
@@ -300,17 +285,9 @@ class LightProblem:
     def unit_source_segment(self, start_m, end_m, points_per_cell: int = 4) -> PETSc.Vec:
         """Uniform emission along the segment (a diffusing fibre tip), unit total power:
         Gauss points on sub-segments shorter than h_min / points_per_cell
-        (solver.bioheat.segment_quadrature)."""
-        from .bioheat import segment_quadrature
-
-        pts, w = segment_quadrature(start_m, end_m, self._min_cell_size(), points_per_cell)
+        (solver.geometry.segment_quadrature)."""
+        pts, w = segment_quadrature(start_m, end_m, min_cell_size(self.mesh), points_per_cell)
         return self.unit_source_point(pts, w)
-
-    def _min_cell_size(self) -> float:
-        tdim = self.mesh.topology.dim
-        n = self.mesh.topology.index_map(tdim).size_local
-        h = self.mesh.h(tdim, np.arange(n, dtype=np.int32))
-        return self.comm.allreduce(float(h.min()) if n else np.inf, op=MPI.MIN)
 
     # ------------------------------------------------------------------ solve
     def solve(self, load: PETSc.Vec, power_W: float = 1.0) -> fem.Function:
@@ -324,8 +301,6 @@ class LightProblem:
         self.ksp.solve(b, phi.x.petsc_vec)
         reason = self.ksp.getConvergedReason()
         if reason < 0:
-            from .bioheat import SolverError
-
             raise SolverError(
                 f"light solve did not converge (PETSc reason {reason}, {self.ksp.getIterationNumber()} "
                 f"iterations, residual {self.ksp.getResidualNorm():.3e}); try pc_type = 'lu'"
@@ -357,10 +332,7 @@ class LightProblem:
             power_W = p if power_W is None else power_W
         power_W = 1.0 if power_W is None else power_W
         v = ufl.TestFunction(self.V)
-        r = dolfinx.fem.petsc.assemble_vector(
-            fem.form(self.D * ufl.inner(ufl.grad(phi), ufl.grad(v)) * self.dx + self.mu_a * phi * v * self.dx)
-        )
-        r.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+        r = assemble_vector(self.D * ufl.inner(ufl.grad(phi), ufl.grad(v)) * self.dx + self.mu_a * phi * v * self.dx)
         n_owned = self.V.dofmap.index_map.size_local
         dofs = self._boundary_dofs[self._boundary_dofs < n_owned]
         local = float(np.sum(power_W * load.array[dofs] - r.array[dofs]))
@@ -385,9 +357,7 @@ class LightProblem:
         exact Galerkin load of Q = mu_a phi, with no intermediate field. Its entries sum to the
         absorbed power."""
         v = ufl.TestFunction(V_heat)
-        vec = dolfinx.fem.petsc.assemble_vector(fem.form(self.mu_a * phi * v * ufl.dx(domain=self.mesh)))
-        vec.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
-        return vec
+        return assemble_vector(self.mu_a * phi * v * ufl.dx(domain=self.mesh))
 
     def heat_source(self, phi: fem.Function, V_heat: fem.FunctionSpace | None = None,
                     method: str = "project") -> fem.Function:
@@ -410,23 +380,17 @@ class LightProblem:
             if V_heat.element.basix_element.degree != 1:
                 raise ValueError("lumped projection needs a P1 heat space")
             v = ufl.TestFunction(V_heat)
-            m = dolfinx.fem.petsc.assemble_vector(fem.form(v * ufl.dx(domain=self.mesh)))
-            m.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+            m = assemble_vector(v * ufl.dx(domain=self.mesh))
             Q.x.petsc_vec.pointwiseDivide(b, m)
             m.destroy()
         elif method == "project":
             u, v = ufl.TrialFunction(V_heat), ufl.TestFunction(V_heat)
             M = dolfinx.fem.petsc.assemble_matrix(fem.form(u * v * ufl.dx(domain=self.mesh)))
             M.assemble()
-            ksp = PETSc.KSP().create(self.comm)
-            ksp.setOperators(M)
-            ksp.setType("cg")
-            ksp.getPC().setType("jacobi")
-            ksp.setTolerances(rtol=1e-12, atol=1e-30, max_it=1000)
+            ksp = create_ksp(self.comm, M, prefix="light_mass_", ksp_type="cg", pc_type="jacobi",
+                             rtol=1e-12, atol=1e-30, max_it=1000, from_options=False)
             ksp.solve(b, Q.x.petsc_vec)
             if ksp.getConvergedReason() < 0:
-                from .bioheat import SolverError
-
                 raise SolverError("mass-matrix projection of the laser heat source did not converge")
             ksp.destroy()
             M.destroy()

@@ -44,6 +44,7 @@ from dolfinx import fem
 from mpi4py import MPI
 from petsc4py import PETSc
 
+from .fem import assemble_vector
 from .light import OpticalProperties
 
 DEFAULT_TIP_LENGTH_M = 0.010  # Visualase diffusing tip, 10 mm
@@ -246,8 +247,7 @@ class KernelLight:
             v = ufl.TestFunction(V_heat)
             form = (V_heat, fem.form(self.mu_a * self.phi_unit * v * self.dx))
             self._load_forms[id(V_heat)] = form
-        vec = dolfinx.fem.petsc.assemble_vector(form[1])
-        vec.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+        vec = assemble_vector(form[1])
         vec.ghostUpdate(addv=PETSc.InsertMode.INSERT, mode=PETSc.ScatterMode.FORWARD)
         return vec
 

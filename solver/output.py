@@ -86,7 +86,10 @@ class FieldWriter:
         self.fmt = fmt
         mesh = functions[0].function_space.mesh
         if fmt == "vtx":
-            self.writer = dolfinx.io.VTXWriter(mesh.comm, folder / "temperature.bp", functions, engine="BP4")
+            # the mesh does not move: written once, not with every frame
+            policy = getattr(dolfinx.io, "VTXMeshPolicy", None)
+            extra = {"mesh_policy": policy.reuse} if policy is not None else {}
+            self.writer = dolfinx.io.VTXWriter(mesh.comm, folder / "temperature.bp", functions, engine="BP4", **extra)
             self.sources = None
         else:
             # XDMF stores P1 nodal data: higher-degree fields are interpolated to P1 for output.

@@ -16,6 +16,7 @@ import dolfinx.io
 from dolfinx import fem
 from mpi4py import MPI
 
+from .fem import region_function
 from .probes import evaluate, locate
 
 GRID = 241
@@ -91,10 +92,7 @@ def slice_regions(case, bundle) -> dict:
     """Region tags sampled on the axial plane through the first applicator's tip (or z = 0)
     and the sagittal plane x = tip x. Collective."""
     Q0 = fem.functionspace(bundle.mesh, ("DG", 0))
-    region = fem.Function(Q0)
-    for name, tag in bundle.regions.items():
-        region.x.array[Q0.dofmap.list[bundle.cell_tags.find(tag)].reshape(-1)] = tag
-    region.x.scatter_forward()
+    region = region_function(Q0, bundle.cell_tags, bundle.regions, bundle.regions)
     x = bundle.mesh.geometry.x
     lo = bundle.comm.allreduce(x.min(axis=0) if len(x) else np.full(3, np.inf), op=MPI.MIN)
     hi = bundle.comm.allreduce(x.max(axis=0) if len(x) else np.full(3, -np.inf), op=MPI.MAX)

@@ -110,10 +110,8 @@ def finish(record: dict[str, Any], case, problem=None, bundle=None) -> dict[str,
     comm = problem.comm if problem is not None else None
     root = comm is None or comm.rank == 0
     solver = case.solver.model_dump(mode="json")
-    ksp = getattr(problem, "ksp", None)
-    if ksp is not None:
-        solver["applied_ksp_type"] = ksp.getType()
-        solver["applied_pc_type"] = ksp.getPC().getType()
+    if problem is not None:
+        solver["applied_ksp_type"], solver["applied_pc_type"] = problem.solver_types()
     out = {
         "tool": "spine-litt",
         "case_name": case.name,

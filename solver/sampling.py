@@ -29,7 +29,10 @@ import ufl
 from dolfinx import fem
 from mpi4py import MPI
 
+from .fem import region_function
 from .probes import evaluate, locate
+from .metrics import RegionNodes, ablation_field
+from .zone import DOSE_FLOOR_FRACTION
 
 PLANE_SPACING_M = 0.00015  # finest grid spacing (m): resolves 0.8 mm cortex, 0.3 mm dura, 0.8 mm catheter
 MAX_GRID = 320  # points per side at most (the spacing grows for larger windows)
@@ -127,8 +130,6 @@ def dvh(problem, regions: list[str]) -> dict[str, np.ndarray]:
     zone = getattr(dose, "zone", None) if dose is not None else None
     floors = {}
     if zone is not None:
-        from .zone import DOSE_FLOOR_FRACTION
-
         dmg = problem.case.damage
         floors = {
             "omega": math.log10(DOSE_FLOOR_FRACTION * dmg.ablation_omega),
@@ -372,8 +373,6 @@ def _catheter_mask(points: np.ndarray, case) -> np.ndarray:
 def report_data(problem, region_nodes) -> dict:
     """Everything the report draws, as arrays for ``report_data.npz`` (collective; identical on
     every rank)."""
-    from .metrics import ablation_field
-
     case = problem.case
     dose = problem.dose
     critical = [r for r in case.critical_regions() if r in problem.bundle.regions]
@@ -397,10 +396,7 @@ def report_data(problem, region_nodes) -> dict:
         out["criterion"] = np.array(label)
         out["criterion_kind"] = np.array(case.damage.ablation_criterion)
     Q0 = problem.Q0
-    region = fem.Function(Q0)
-    region.x.array[:] = -1.0
-    for name, tag in problem.bundle.regions.items():
-        region.x.array[Q0.dofmap.list[problem.bundle.cell_tags.find(tag)].reshape(-1)] = tag
+    region = region_function(Q0, problem.bundle.cell_tags, problem.bundle.regions, problem.bundle.regions, fill=-1.0)
     fields["region"] = region
     for f in fields.values():  # ghosts from their owners: a node has one value on every rank
         f.x.scatter_forward()
@@ -471,8 +467,6 @@ def write_report_data(problem, folder: Path, region_nodes=None, recorder: Critic
     """Sample what the report needs and write ``report_data.npz`` (and ``critical.csv``) on
     rank 0. Collective."""
     if region_nodes is None:
-        from .metrics import RegionNodes
-
         region_nodes = RegionNodes(problem)
     data = report_data(problem, region_nodes)
     if problem.comm.rank == 0:

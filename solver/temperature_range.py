@@ -26,8 +26,10 @@ import numpy as np
 from . import compat  # noqa: F401  (import order)
 from mpi4py import MPI
 
-from .bioheat import SolverError
+from .errors import SolverError
 from .config import PointSource, SegmentSource
+from .metrics import located_max
+from .zone import ZoneSampler
 
 from .zone import MODEL_LIMIT_C  # 100 C: water boils
 
@@ -89,8 +91,6 @@ class TemperatureWatch:
     # ------------------------------------------------------------------ reductions
     def _max(self, values: np.ndarray, mask: np.ndarray) -> tuple[float, list[float] | None]:
         """(max of values over owned nodes in mask, where); (-inf, None) when empty."""
-        from .metrics import located_max
-
         return located_max(self.comm, values, np.flatnonzero(mask[: self.n_owned]), self.coords)
 
     def max_temperature(self) -> tuple[float, list[float] | None]:
@@ -98,9 +98,10 @@ class TemperatureWatch:
         return self._max(self.p.T.x.array, self.kept)
 
     # ------------------------------------------------------------------ checks
-    def check(self, step: int, t: float) -> None:
+    def check(self, step: int, t: float) -> tuple[float, list[float] | None]:
         """After a solve: stop on non-finite values anywhere or above the ceiling outside the
-        singular neighbourhoods; remember the first time above 100 C."""
+        singular neighbourhoods; remember the first time above 100 C. Returns the peak
+        (max_temperature(): C, where in m), so a caller need not gather it again."""
         T = self.p.T.x.array
         for s in self.sources:
             s["max_nodal_temperature_C"] = max(s["max_nodal_temperature_C"], self._max(T, s["mask"])[0])
@@ -113,6 +114,7 @@ class TemperatureWatch:
             )
         if value > MODEL_LIMIT_C and self.first_above_limit is None:
             self.first_above_limit = {"step": step, "time_s": t, "temperature_C": value, "location_m": where}
+        return value, where
 
     def explain(self, err: SolverError, step: int, t: float) -> SolverError:
         """The solver's error with the step, the time and where the field is not finite."""
@@ -129,8 +131,6 @@ class TemperatureWatch:
     # ------------------------------------------------------------------ summary
     def volume_above_limit(self) -> float:
         """Volume (m^3) where the maximum temperature over time reached 100 C (quadrature)."""
-        from .zone import ZoneSampler
-
         dose = self.p.dose
         if dose is not None:
             zone = dose.zone

@@ -59,15 +59,15 @@ def case_data(**checkpoint) -> dict:
 
 @pytest.fixture
 def capture(monkeypatch):
-    """The BioheatProblem of each run_case call (to read its final state)."""
+    """The Coupler (the run) of each run_case call (to read its final state)."""
     made = []
 
-    class Recording(simulation.BioheatProblem):
+    class Recording(simulation.Coupler):
         def __init__(self, *a, **k):
             super().__init__(*a, **k)
             made.append(self)
 
-    monkeypatch.setattr(simulation, "BioheatProblem", Recording)
+    monkeypatch.setattr(simulation, "Coupler", Recording)
     return made
 
 

@@ -17,7 +17,7 @@ import pytest
 from mpi4py import MPI
 
 from meshes import build_mesh
-from solver.bioheat import BioheatProblem
+from solver.coupler import Coupler
 from solver.config import parse_case
 from solver.probes import evaluate, locate
 
@@ -43,7 +43,7 @@ def _case(**solver):
 
 def _solve(case, comm):
     bundle = build_mesh(case.geometry, comm, cavities=case.cavities())
-    problem = BioheatProblem(case, bundle)
+    problem = Coupler(case, bundle)
     problem.set_initial()
     located = locate(problem.mesh, [p.position_m for p in case.probe])
     phi0 = np.array([evaluate(em.phi, located) for em in problem.laser.emitters])

@@ -13,7 +13,7 @@ import pytest
 from mpi4py import MPI
 
 from meshes import build_mesh
-from solver.bioheat import BioheatProblem
+from solver.coupler import Coupler
 from solver.config import parse_case
 from solver.probes import evaluate, locate
 
@@ -58,7 +58,7 @@ def _case(mode: str, degree: int):
 
 def _solve(case, comm):
     bundle = build_mesh(case.geometry, comm)
-    problem = BioheatProblem(case, bundle)
+    problem = Coupler(case, bundle)
     problem.set_initial()
     located = locate(problem.mesh, [p.position_m for p in case.probe])
     history = []
@@ -90,8 +90,8 @@ def test_point_load_sums_to_power_on_any_partition():
 
     case = _case("steady", 1)
     bundle = build_mesh(case.geometry, MPI.COMM_WORLD)
-    problem = BioheatProblem(case, bundle)
-    for load in problem.loads:
+    problem = Coupler(case, bundle)
+    for load in problem.heat.loads:
         total = load.vector.sum()
         assert abs(total - 1.0) < 1e-12, (load.name, total)
     pts = [[0.0, 0.0, 0.0], [0.0031, -0.0022, 0.0017]]

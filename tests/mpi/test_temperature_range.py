@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from mpi4py import MPI
 
-from solver.bioheat import BioheatProblem, SolverError
+from solver.coupler import Coupler
+from solver.errors import SolverError
 from solver.config import parse_case
 from solver.metrics import RegionNodes
 from solver.simulation import build_case_mesh
@@ -32,7 +33,7 @@ def problem():
             "time": {"dt_s": 1.0, "end_time_s": 2.0},
         }
     )
-    p = BioheatProblem(case, build_case_mesh(case, MPI.COMM_WORLD))
+    p = Coupler(case, build_case_mesh(case, MPI.COMM_WORLD))
     p.set_initial()
     return p
 

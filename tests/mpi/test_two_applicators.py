@@ -8,7 +8,7 @@ import pytest
 from mpi4py import MPI
 
 from meshes import build_mesh
-from solver.bioheat import BioheatProblem
+from solver.coupler import Coupler
 from solver.config import parse_case
 from solver.probes import evaluate, locate
 
@@ -33,7 +33,7 @@ def test_two_applicators_with_separate_schedules():
             "solver": {"rtol": 1e-12},
         }
     )
-    problem = BioheatProblem(case, build_mesh(case.geometry, MPI.COMM_WORLD))
+    problem = Coupler(case, build_mesh(case.geometry, MPI.COMM_WORLD))
     assert len(problem.laser.emitters) == 2
     assert problem.laser.solves == 1  # one light solve per emitter at set-up, none later
     problem.set_initial()

@@ -11,7 +11,8 @@ import pytest
 from mpi4py import MPI
 
 from meshes.structured import structured_box
-from solver.bioheat import BioheatProblem, SolverError
+from solver.coupler import Coupler
+from solver.errors import SolverError
 from solver.config import CaseError, load_case, parse_case
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -83,7 +84,7 @@ def test_failed_solve_advice_fits_the_mode(mode):
             "solver": {"rtol": 1e-14, "atol": 1e-30, "max_iterations": 1, "pc_type": "jacobi"},
         }
     )
-    problem = BioheatProblem(case, structured_box(MPI.COMM_WORLD, (0, 0, 0), (0.01,) * 3, 4))
+    problem = Coupler(case, structured_box(MPI.COMM_WORLD, (0, 0, 0), (0.01,) * 3, 4))
     problem.set_initial()
     with pytest.raises(SolverError) as err:
         problem.solve_steady() if mode == "steady" else problem.step(0.0, 1.0)

@@ -13,7 +13,7 @@ from mpi4py import MPI
 
 from meshes import build_mesh
 from solver.analytic import observed_orders, pennes_slab, pennes_uniform_transient
-from solver.bioheat import BioheatProblem
+from solver.coupler import Coupler
 from solver.config import load_case, parse_case
 from solver.probes import evaluate, locate
 
@@ -43,7 +43,7 @@ def test_point_source_in_perfused_sphere():
     errors, hs = [], []
     for h in (0.004, 0.002, 0.001):
         case = parse_case(_with(base, mesh_size_m=h, refinement=[]))
-        problem = BioheatProblem(case, build_mesh(case.geometry, MPI.COMM_WORLD))
+        problem = Coupler(case, build_mesh(case.geometry, MPI.COMM_WORLD))
         problem.set_initial()
         problem.solve_steady()
         x = ufl.SpatialCoordinate(problem.mesh)
@@ -65,7 +65,7 @@ def test_point_source_case_with_refinement_matches_probes():
     from solver.analytic import pennes_point_source_in_sphere
 
     case = load_case(CASES / "verification" / "point_source_sphere.toml")
-    problem = BioheatProblem(case, build_mesh(case.geometry, MPI.COMM_WORLD))
+    problem = Coupler(case, build_mesh(case.geometry, MPI.COMM_WORLD))
     problem.set_initial()
     problem.solve_steady()
     pts = np.array([p.position_m for p in case.probe])
@@ -83,7 +83,7 @@ def test_steady_slab_converges():
     errors, hs = [], []
     for h in (0.004, 0.002, 0.001):
         case = parse_case(_with(base, mesh_size_m=h))
-        problem = BioheatProblem(case, build_mesh(case.geometry, MPI.COMM_WORLD))
+        problem = Coupler(case, build_mesh(case.geometry, MPI.COMM_WORLD))
         problem.set_initial()
         problem.solve_steady()
         x = ufl.SpatialCoordinate(problem.mesh)
@@ -98,7 +98,7 @@ def test_steady_slab_converges():
     # and the probes of the shipped case against the closed form, within the P1 nodal error
     # (m h)^2 / 12 ~ 2e-3 relative for h = 2 mm, bounded here by 1 % of theta0.
     case = base
-    problem = BioheatProblem(case, build_mesh(case.geometry, MPI.COMM_WORLD))
+    problem = Coupler(case, build_mesh(case.geometry, MPI.COMM_WORLD))
     problem.set_initial()
     problem.solve_steady()
     pts = np.array([p.position_m for p in case.probe])
@@ -120,7 +120,7 @@ def test_uniform_source_with_perfusion_transient(scheme, expected):
     for dt in (40.0, 20.0, 10.0, 5.0):
         data = base.model_dump(exclude={"case_dir"})
         data["time"].update(scheme=scheme, dt_s=dt)
-        problem = BioheatProblem(parse_case(data), bundle)
+        problem = Coupler(parse_case(data), bundle)
         problem.set_initial()
         n = int(round(end / dt))
         for i in range(n):

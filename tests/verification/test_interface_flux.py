@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from mpi4py import MPI
 
-from solver.bioheat import BioheatProblem
+from solver.coupler import Coupler
 from solver.config import load_case
 from solver.probes import evaluate, locate
 from solver.simulation import build_case_mesh
@@ -59,7 +59,7 @@ def solve(folder, h: float):
         (folder / "case.toml").write_text(CASE)
     comm.barrier()
     case = load_case(folder / "case.toml")
-    problem = BioheatProblem(case, build_case_mesh(case, comm))
+    problem = Coupler(case, build_case_mesh(case, comm))
     problem.solve_steady()
     pts = [(0.0, 0.0, 0.0), (0.007, 0.0, 0.0)]
     values = evaluate(problem.T, locate(problem.mesh, pts))

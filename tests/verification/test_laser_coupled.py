@@ -31,7 +31,8 @@ from mpi4py import MPI
 from meshes import build_mesh
 from meshes.structured import structured_box
 from solver.analytic import observed_orders
-from solver.bioheat import BioheatProblem, LoadTerm
+from solver.bioheat import LoadTerm
+from solver.coupler import Coupler
 from solver.config import parse_case
 from solver.light import LightProblem
 from solver.optics import OpticalProperties
@@ -72,12 +73,12 @@ def test_coupled_light_pennes_steady_closed_form():
     for h in (0.004, 0.002, 0.001):
         case = _case(h)
         bundle = build_mesh(case.geometry, MPI.COMM_WORLD)
-        problem = BioheatProblem(case, bundle)
+        problem = Coupler(case, bundle)
         light = LightProblem(problem.mesh, problem.V, {"body": OPTICS}, bundle.cell_tags, bundle.regions,
                              "zero", rtol=1e-12)
         phi = light.solve(light.unit_source_point([[0.0, 0.0, 0.0]]))
         q = light.heat_load(phi, problem.V)
-        problem.loads.append(LoadTerm("light", q, lambda t: P, lambda a, b: P))
+        problem.heat.add_loads([LoadTerm("light", q, lambda t: P, lambda a, b: P)])
         problem.set_initial()
         problem.solve_steady()
         x = ufl.SpatialCoordinate(problem.mesh)
@@ -139,7 +140,7 @@ def test_coagulation_stops_perfusion_like_the_ode():
                 "solver": {"rtol": 1e-13, "atol": 1e-16},
             }
         )
-        problem = BioheatProblem(case, structured_box(MPI.COMM_WORLD, (0, 0, 0), (0.01,) * 3, 2))
+        problem = Coupler(case, structured_box(MPI.COMM_WORLD, (0, 0, 0), (0.01,) * 3, 2))
         problem.set_initial()
         n = int(round(end / dt))
         for i in range(n):

@@ -15,7 +15,7 @@ from mpi4py import MPI
 from meshes import build_mesh
 from meshes.structured import structured_box
 from solver.analytic import observed_orders
-from solver.bioheat import BioheatProblem
+from solver.coupler import Coupler
 from solver.config import load_case, parse_case
 
 from ..conftest import CASES
@@ -54,7 +54,7 @@ def test_spatial_order_steady(degree, expected, sizes):
     case = _case("steady_trig", "steady", degree)
     errors = []
     for n in sizes:
-        problem = BioheatProblem(case, structured_box(MPI.COMM_WORLD, (0, 0, 0), (SIDE,) * 3, n))
+        problem = Coupler(case, structured_box(MPI.COMM_WORLD, (0, 0, 0), (SIDE,) * 3, n))
         problem.set_initial()
         problem.solve_steady()
         errors.append(problem.l2_error(0.0))
@@ -76,7 +76,7 @@ def test_time_order(scheme, expected):
     errors = []
     for n in steps:
         case = _case("poly_sin_t", "transient", 2, scheme=scheme, dt_s=end / n, end_time_s=end)
-        problem = BioheatProblem(case, structured_box(MPI.COMM_WORLD, (0, 0, 0), (SIDE,) * 3, 2))
+        problem = Coupler(case, structured_box(MPI.COMM_WORLD, (0, 0, 0), (SIDE,) * 3, 2))
         problem.set_initial()
         for i in range(n):
             problem.step(i * end / n, (i + 1) * end / n)
@@ -91,7 +91,7 @@ def test_space_time_trig_exp_converges():
     errors, hs = [], []
     for n, dt in [(4, 4.0), (8, 2.0), (16, 1.0)]:
         case = _case("trig_exp_t", "transient", 1, scheme="crank_nicolson", dt_s=dt, end_time_s=8.0)
-        problem = BioheatProblem(case, structured_box(MPI.COMM_WORLD, (0, 0, 0), (SIDE,) * 3, n))
+        problem = Coupler(case, structured_box(MPI.COMM_WORLD, (0, 0, 0), (SIDE,) * 3, n))
         problem.set_initial()
         steps = int(round(8.0 / dt))
         for i in range(steps):
@@ -110,7 +110,7 @@ def test_case_file_mms_on_gmsh_meshes(tmp_path_factory):
         data = base.model_dump(exclude={"case_dir"})
         data["geometry"]["mesh_size_m"] = h
         case = parse_case(data)
-        problem = BioheatProblem(case, build_mesh(case.geometry, MPI.COMM_WORLD))
+        problem = Coupler(case, build_mesh(case.geometry, MPI.COMM_WORLD))
         problem.set_initial()
         problem.solve_steady()
         errors.append(problem.l2_error(0.0))

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from mpi4py import MPI
 
-from solver.bioheat import BioheatProblem
+from solver.coupler import Coupler
 from solver.config import load_case, parse_case
 from solver.probes import evaluate, locate
 from solver.simulation import build_case_mesh
@@ -28,7 +28,7 @@ DATA = Path(__file__).resolve().parents[1] / "data"
 
 def _probe_history(case, bundle, point, every: int = 1) -> np.ndarray:
     """Probe temperature (C) after every ``every``-th step, t = 0 first."""
-    problem = BioheatProblem(case, bundle)
+    problem = Coupler(case, bundle)
     problem.set_initial()
     located = locate(problem.mesh, [point])
     dt, n = case.time.dt_s, case.time.num_steps
