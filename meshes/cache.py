@@ -33,7 +33,7 @@ def default_cache_dir() -> Path:
 def _builder_digest() -> str:
     here = Path(__file__).parent
     h = hashlib.sha256()
-    for name in ("primitives.py", "cavities.py"):
+    for name in ("primitives.py", "gmsh_model.py", "cavities.py"):
         h.update((here / name).read_bytes())
     return h.hexdigest()[:16]
 
