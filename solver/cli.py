@@ -38,7 +38,7 @@ def _say(msg: str, *, err: bool = False) -> None:
 
 def _load_case(args):
     """load_case on every rank; a failure on any rank is raised on all (collective)."""
-    from .config import load_case
+    from .case_loader import load_case
     from .errors import collective_call, fault_point
 
     _apply_limit_flags(args)

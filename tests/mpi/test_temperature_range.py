@@ -11,7 +11,7 @@ import pytest
 from mpi4py import MPI
 
 from solver.bioheat import BioheatProblem, SolverError
-from solver.config import parse_case
+from solver.case_loader import parse_case
 from solver.metrics import RegionNodes
 from solver.simulation import build_case_mesh
 from solver.temperature_range import TemperatureWatch

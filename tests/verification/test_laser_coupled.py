@@ -32,7 +32,7 @@ from meshes import build_mesh
 from meshes.structured import structured_box
 from solver.analytic import observed_orders
 from solver.bioheat import BioheatProblem, LoadTerm
-from solver.config import parse_case
+from solver.case_loader import parse_case
 from solver.light import LightProblem
 from solver.optics import OpticalProperties
 
