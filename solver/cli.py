@@ -5,7 +5,10 @@ Exit codes: 0 success, 2 invalid input (case, output folder), 3 solver failure,
 ``run --resume``), 4 ``bioheat reproduce`` found different metrics, 130 / 143 interrupted
 (SIGINT / SIGTERM) outside the time loop.
 Messages go to stderr from rank 0 only, except an error met by one rank alone: that rank
-prints it and ends every rank with MPI_Abort (see :mod:`solver.errors`).
+prints it and ends every rank with MPI_Abort (see :mod:`solver.errors`); an exception that
+escapes :func:`main` on one rank does the same (:func:`solver.errors.abort_on_uncaught`).
+Only ``run``, ``mesh``, ``report`` and ``reproduce`` import the FEM stack (DOLFINx, PETSc,
+gmsh); ``validate``, ``schema``, ``tissues`` and ``sweep`` planning do not.
 """
 
 from __future__ import annotations
@@ -242,10 +245,8 @@ def _anatomy_distances(case) -> dict:
     """Smallest distances from tumours and applicator tips to cord and dura (spine cases)."""
     if case.geometry.kind != "spine":
         return {}
-    try:
-        from meshes import spine_dimensions as sd
-    except ImportError:  # pragma: no cover
-        return {}
+    from meshes import spine_dimensions as sd
+
     geom = case.geometry
     out = {}
     for i, tum in enumerate(geom.tumour):
@@ -254,8 +255,7 @@ def _anatomy_distances(case) -> dict:
     for ap in case.applicator:
         for j, (_, centre) in enumerate(ap.positions()):
             end = ap.tip_segment(centre)[1]
-            entry = ap.entry_m if ap.entry_m is not None else tuple(end[k] - 0.1 * ap.axis[k] for k in range(3))
-            d = sd.check_track(geom, entry, end, ap.catheter_radius_m, ap.tip_length_m)
+            d = sd.check_track(geom, ap.catheter_entry_m(end), end, ap.catheter_radius_m, ap.tip_length_m)
             out[f"tip_{ap.name}@{j}_to_dura_m"] = d.dura_m
             out[f"tip_{ap.name}@{j}_to_spinal_cord_m"] = d.spinal_cord_m
             out[f"catheter_{ap.name}@{j}_canal_clearance_m"] = d.canal_m
@@ -390,11 +390,20 @@ def _fail(err: BaseException, code: int, label: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .errors import (
+        CaseError,
+        InjectedFault,
+        Interrupted,
+        OutputError,
+        RunInterrupted,
+        SolverError,
+        abort_on_uncaught,
+        fault_point,
+    )
+
+    abort_on_uncaught(_comm())
     args = build_parser().parse_args(argv)
-    from .errors import CaseError, InjectedFault, Interrupted, OutputError, SolverError
-
-    from .checkpoint import RunInterrupted
-
+    fault_point("startup")  # tests: an exception before the handlers below (the excepthook net)
     try:
         return args.func(args)
     except RunInterrupted as err:
