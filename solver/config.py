@@ -1255,7 +1255,20 @@ class Case(_Model):
         out = cc.plausibility(self)[1] + list(self._file_warnings)
         if not isinstance(self.geometry, (FileGeometry, SpineGeometry)):
             out += cc.inclusion_clipping(self.geometry)[1]
+        out += self._undeclared_tumour_hint()
         return out
+
+    def _undeclared_tumour_hint(self) -> list[str]:
+        """A hint (never a decision) when no region is scored as tumour but a region is named
+        like one: tumour regions are declared (:meth:`tumour_regions`), not read from names."""
+        if self.tumour_regions():
+            return []
+        named = [r for r in self.regions if "tumo" in r.lower()]
+        return [
+            f"regions.{r} = '{self.regions[r]}': not scored as tumour (no coverage or tumour dose), as its "
+            "tissue is not the library's tumour tissue; set damage.tumour_regions = "
+            f"{named!r} to score it" for r in named[:1]
+        ]
 
     def _check_applicators(self, problems: list[str]) -> None:
         geom = self.geometry
