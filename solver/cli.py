@@ -321,9 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.add_argument("--no-report", action="store_true", help="skip the PNG/markdown report")
-    r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a case key before validation, e.g. applicator[0].power_W=8 or "
-                   "geometry.tumour[0].center_m[1]=0.006 (repeatable; VALUE is TOML, bare words are strings)")
+    _set_flag(r)
     _limit_flags(r)
     r.set_defaults(func=cmd_run)
     rr = sub.add_parser("reproduce", help="re-run a result folder's case into a new folder and compare the metrics")
@@ -336,9 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("case")
     m.add_argument("--preview", action="store_true", help="write PNG slices and the tagged mesh")
     m.add_argument("--out", default="results/mesh", help="folder for --preview outputs")
-    m.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a case key before validation, e.g. applicator[0].power_W=8 or "
-                   "geometry.tumour[0].center_m[1]=0.006 (repeatable; VALUE is TOML, bare words are strings)")
+    _set_flag(m)
     _limit_flags(m)
     m.set_defaults(func=cmd_mesh)
     rp = sub.add_parser("report", help="(re)draw the PNG figures and report.md of a result folder")
@@ -349,9 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp.set_defaults(func=cmd_report)
     v = sub.add_parser("validate", help="check a case file without running it")
     v.add_argument("case")
-    v.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a case key before validation, e.g. applicator[0].power_W=8 or "
-                   "geometry.tumour[0].center_m[1]=0.006 (repeatable; VALUE is TOML, bare words are strings)")
+    _set_flag(v)
     _limit_flags(v)
     v.set_defaults(func=cmd_validate)
     s = sub.add_parser("schema", help="print every case-file key with unit, type and default")
@@ -364,6 +358,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_sweep_parser(sub)
     return p
+
+
+def _set_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a case key before validation, e.g. applicator[0].power_W=8 or "
+                   "geometry.tumour[0].center_m[1]=0.006 (repeatable; VALUE is TOML, bare words are strings)")
 
 
 def _limit_flags(p: argparse.ArgumentParser) -> None:
