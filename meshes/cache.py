@@ -13,6 +13,8 @@ import gmsh
 
 from solver.inputs import sha256_file
 
+from .cavities import cavities_json
+
 # Bump when the mesh builder changes in a way that changes the mesh for the same geometry.
 # (The key also contains a hash of primitives.py, so an edited builder never reuses meshes
 # cached by an older one; the explicit version is for changes made elsewhere.)
@@ -44,8 +46,6 @@ def _builder_digest() -> str:
 def cache_key(geometry, cavities=()) -> str:
     """sha256 of the builder version (constant and source digest), the gmsh version, the
     geometry's JSON and (if any) the applicator cavities' JSON."""
-    from .cavities import cavities_json
-
     parts = [
         f"meshes-builder={MESH_BUILDER_VERSION}/{_builder_digest()}",
         f"gmsh={gmsh.__version__}",

@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from .case_checks import did_you_mean
-from .errors import shorten
+from .errors import CaseError, shorten
 
 # A model validator's message that starts with a key relative to the model ('upper_m = ...',
 # 'refinement[0].size_m = ...'): the formatter prefixes the model's location.
@@ -189,8 +189,6 @@ def problems_without_unknown_keys(err: ValidationError, data: dict[str, Any], so
 def validate(root: type[BaseModel], data: dict[str, Any], source: str):
     """``root.model_validate(data)``; a ValidationError becomes one message listing every
     problem (:class:`solver.errors.CaseError`)."""
-    from .errors import CaseError
-
     try:
         return root.model_validate(data)
     except ValidationError as err:
