@@ -13,39 +13,56 @@
 
     # one thoracic vertebra (geometry.kind == "spine"): meshes/spine.py, spine_dimensions.py
     entry, end = transpedicular_track(case.geometry, side="left")
+
+Importing this package imports none of its submodules: each name below is loaded from its
+submodule on first use (PEP 562), so the pure-Python parts (``meshes.spine_dimensions``,
+``meshes.cavities``) serve the case validator without gmsh, PETSc or DOLFINx.
 """
 
-from .bundle import MeshBundle, region_volumes, surface_areas
-from .cavities import CAVITY_TAG_BASE, CatheterCavity, cavity_surface_tags, validate_cavities
-from .cache import CACHE_ENV, MESH_BUILDER_VERSION, cache_file, cache_key, default_cache_dir
-from .loading import build_mesh, load_file, resolve_path
-from .primitives import MIN_CELLS_PER_RADIUS, SURFACE_ALIASES, SURFACE_TAGS, primitive_tags
-from .spine import build_spine_mesh, spine_mesh_statistics
-from .spine_dimensions import check_track, transpedicular_track, validate_spine
+from __future__ import annotations
 
-__all__ = [
-    "CAVITY_TAG_BASE",
-    "CatheterCavity",
-    "CACHE_ENV",
-    "MESH_BUILDER_VERSION",
-    "MIN_CELLS_PER_RADIUS",
-    "SURFACE_ALIASES",
-    "SURFACE_TAGS",
-    "MeshBundle",
-    "build_mesh",
-    "build_spine_mesh",
-    "check_track",
-    "cache_file",
-    "cache_key",
-    "cavity_surface_tags",
-    "default_cache_dir",
-    "load_file",
-    "primitive_tags",
-    "region_volumes",
-    "resolve_path",
-    "spine_mesh_statistics",
-    "surface_areas",
-    "transpedicular_track",
-    "validate_cavities",
-    "validate_spine",
-]
+import importlib
+from typing import Any
+
+# public name -> submodule that defines it (loaded on first attribute access)
+_LAZY_EXPORTS = {
+    "MeshBundle": "bundle",
+    "region_volumes": "bundle",
+    "surface_areas": "bundle",
+    "CAVITY_TAG_BASE": "cavities",
+    "CatheterCavity": "cavities",
+    "cavity_surface_tags": "cavities",
+    "validate_cavities": "cavities",
+    "CACHE_ENV": "cache",
+    "MESH_BUILDER_VERSION": "cache",
+    "cache_file": "cache",
+    "cache_key": "cache",
+    "default_cache_dir": "cache",
+    "build_mesh": "loading",
+    "load_file": "loading",
+    "resolve_path": "file_groups",
+    "MIN_CELLS_PER_RADIUS": "primitives",
+    "SURFACE_ALIASES": "primitives",
+    "SURFACE_TAGS": "primitives",
+    "primitive_tags": "primitives",
+    "build_spine_mesh": "spine",
+    "spine_mesh_statistics": "spine",
+    "check_track": "spine_dimensions",
+    "transpedicular_track": "spine_dimensions",
+    "validate_spine": "spine_dimensions",
+}
+
+__all__ = sorted(_LAZY_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    sub = _LAZY_EXPORTS.get(name)
+    if sub is None:
+        raise AttributeError(f"module 'meshes' has no attribute '{name}'")
+    value = getattr(importlib.import_module(f"{__name__}.{sub}"), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY_EXPORTS))

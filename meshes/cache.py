@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import os
@@ -9,6 +10,10 @@ import tempfile
 from pathlib import Path
 
 import gmsh
+
+from solver.inputs import sha256_file
+
+from .cavities import cavities_json
 
 # Bump when the mesh builder changes in a way that changes the mesh for the same geometry.
 # (The key also contains a hash of primitives.py, so an edited builder never reuses meshes
@@ -33,7 +38,7 @@ def default_cache_dir() -> Path:
 def _builder_digest() -> str:
     here = Path(__file__).parent
     h = hashlib.sha256()
-    for name in ("primitives.py", "cavities.py"):
+    for name in ("primitives.py", "gmsh_model.py", "cavities.py"):
         h.update((here / name).read_bytes())
     return h.hexdigest()[:16]
 
@@ -41,8 +46,6 @@ def _builder_digest() -> str:
 def cache_key(geometry, cavities=()) -> str:
     """sha256 of the builder version (constant and source digest), the gmsh version, the
     geometry's JSON and (if any) the applicator cavities' JSON."""
-    from .cavities import cavities_json
-
     parts = [
         f"meshes-builder={MESH_BUILDER_VERSION}/{_builder_digest()}",
         f"gmsh={gmsh.__version__}",
@@ -66,20 +69,26 @@ def write_model_atomically(path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem[:16]}-", suffix=".msh")
     os.close(fd)
-    try:
+    with _published(tmp, path):
         gmsh.option.setNumber("Mesh.MshFileVersion", 4.1)
         gmsh.option.setNumber("Mesh.Binary", 1)
         gmsh.option.setNumber("Mesh.SaveAll", 0)
         gmsh.write(tmp)
-        os.chmod(tmp, 0o644)
         digest = file_sha256(Path(tmp))
-        os.replace(tmp, path)
-        write_digest(path, digest)
+    write_digest(path, digest)
+
+
+@contextlib.contextmanager
+def _published(tmp: str, final: Path):
+    """Write ``tmp`` in the block; then make it world-readable and move it to ``final``
+    (``os.replace``). Any exception (or signal) removes ``tmp`` and propagates."""
+    try:
+        yield
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, final)
     except BaseException:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
-        except OSError:
-            pass
         raise
 
 
@@ -90,8 +99,6 @@ def digest_file(path: Path) -> Path:
 
 def file_sha256(path: Path) -> str:
     """Hex sha256 of the file's bytes (solver.inputs.sha256_file)."""
-    from solver.inputs import sha256_file
-
     return sha256_file(path)
 
 
@@ -99,17 +106,8 @@ def write_digest(path: Path, digest: str) -> None:
     """Write the sidecar atomically (temporary name, then os.replace)."""
     side = digest_file(path)
     fd, tmp = tempfile.mkstemp(dir=side.parent, prefix=f".{path.stem[:16]}-", suffix=".sha256")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(digest + "\n")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, side)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    with _published(tmp, side), os.fdopen(fd, "w") as fh:
+        fh.write(digest + "\n")
 
 
 def validate_cached(path: Path) -> tuple[bool, str]:

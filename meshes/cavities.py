@@ -77,7 +77,13 @@ class CatheterCavity:
 
     @property
     def surface_names(self) -> tuple[str, str, str]:
-        return f"{self.name}_tip", f"{self.name}_shaft", self.name
+        return cavity_surface_names(self.name)
+
+
+def cavity_surface_names(name: str) -> tuple[str, str, str]:
+    """(tip, shaft, alias) surface names of the catheter cavity of applicator ``name``:
+    ``<name>_tip``, ``<name>_shaft`` and ``<name>`` (both). The one place they are named."""
+    return f"{name}_tip", f"{name}_shaft", name
 
 
 def cavity_surface_tags(i: int) -> tuple[int, int]:

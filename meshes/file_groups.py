@@ -10,11 +10,21 @@ counted in both ``xmin`` and ``outer``.
 
 from __future__ import annotations
 
+import contextlib
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import gmsh
 import numpy as np
+
+from .gmshio import GmshSession, physical_groups
+
+if TYPE_CHECKING:  # annotations only
+    from solver.config import FileGeometry
+
+TET_TYPES = {4: "tetrahedron", 11: "tetrahedron (order 2)"}
 
 
 @dataclass
@@ -120,24 +130,182 @@ def node_bounds() -> tuple[tuple[float, ...], tuple[float, ...]]:
     return tuple(xyz.min(axis=0).tolist()), tuple(xyz.max(axis=0).tolist())
 
 
+def resolve_path(geometry: FileGeometry, case_dir: Path) -> Path:
+    p = Path(geometry.path).expanduser()
+    return p if p.is_absolute() else Path(case_dir) / p
+
+
+def file_error(geometry: FileGeometry, path: Path, what: str) -> ValueError:
+    return ValueError(f"geometry.path = '{geometry.path}' ({path}): {what}")
+
+
+def names_from_groups(
+    geometry: FileGeometry, path: Path, groups: list[tuple[int, int, str]]
+) -> tuple[dict[str, int], dict[str, list[int]]]:
+    """Regions and surfaces from (dim, tag, name) physical groups; unnamed groups are named by
+    their tag number. Volume groups must have distinct names; surface groups that share a name
+    are merged into one surface."""
+    regions: dict[str, int] = {}
+    surfaces: dict[str, list[int]] = {}
+    for dim, tag, name in sorted(groups):
+        name = name or str(tag)
+        if dim == 3:
+            if name in regions:
+                raise file_error(
+                    geometry, path, f"two physical volume groups are named '{name}' (tags {regions[name]}, {tag})"
+                )
+            regions[name] = int(tag)
+        elif dim == 2:
+            surfaces.setdefault(name, []).append(int(tag))
+    if not regions:
+        raise file_error(geometry, path, "the mesh has no physical volume groups (region tags)")
+    return regions, surfaces
+
+
+def check_msh_model(geometry: FileGeometry, path: Path) -> tuple[dict[str, int], dict[str, list[int]]]:
+    """Validate the gmsh model just read (rank 0): tetrahedra only, every one in exactly one
+    physical volume group."""
+    types, elem_tags, _ = gmsh.model.mesh.getElements(3)
+    if len(types) == 0:
+        raise file_error(geometry, path, "the mesh has no tetrahedra (no 3D cells at all)")
+    bad = [gmsh.model.mesh.getElementProperties(t)[0] for t in types if int(t) not in TET_TYPES]
+    if bad:
+        raise file_error(geometry, path, f"only tetrahedral meshes are supported; found {bad}")
+    if len(types) > 1:
+        raise file_error(geometry, path, "mixed linear/quadratic tetrahedra are not supported")
+    groups = physical_groups()
+    regions, surfaces = names_from_groups(geometry, path, groups)
+    counted: dict[int, int] = {}
+    for dim, tag, _ in groups:
+        if dim == 3:
+            for ent in gmsh.model.getEntitiesForPhysicalGroup(3, tag):
+                counted[int(ent)] = counted.get(int(ent), 0) + 1
+    if any(c > 1 for c in counted.values()):
+        raise file_error(geometry, path, "a volume belongs to more than one physical volume group")
+    total = sum(len(t) for t in elem_tags)
+    tagged = sum(len(t) for ent in counted for t in gmsh.model.mesh.getElements(3, ent)[1])
+    if tagged != total:
+        raise file_error(
+            geometry, path, f"{total - tagged} of {total} tetrahedra are in no physical volume group"
+        )
+    return regions, surfaces
+
+
+def meshio_to_gmsh_model(geometry: FileGeometry, path: Path) -> None:
+    """Read ``path`` with meshio (rank 0) and put tetrahedra and triangles, with their region /
+    surface numbers, into the current gmsh model as discrete entities with physical groups."""
+    import meshio
+
+    chatter = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(chatter), contextlib.redirect_stderr(chatter):
+            m = meshio.read(str(path))
+    except (Exception, SystemExit) as err:  # noqa: BLE001 - meshio calls sys.exit on unreadable data
+        said = " ".join(chatter.getvalue().split())
+        raise file_error(geometry, path, f"cannot be read by meshio: {said or err!r}") from err
+
+    def blocks(cell_type: str) -> list[int]:
+        return [i for i, b in enumerate(m.cells) if b.type == cell_type]
+
+    tet_blocks = blocks("tetra")
+    if not tet_blocks or sum(len(m.cells[i].data) for i in tet_blocks) == 0:
+        raise file_error(
+            geometry, path, f"the mesh has no tetrahedra (cell types: {[b.type for b in m.cells]})"
+        )
+
+    def integral(arr) -> bool:
+        a = np.asarray(arr)
+        if np.issubdtype(a.dtype, np.integer):
+            return True
+        return np.issubdtype(a.dtype, np.floating) and a.size > 0 and bool(np.all(a == np.round(a)))
+
+    key = None
+    if "gmsh:physical" in m.cell_data:
+        key = "gmsh:physical"
+    else:
+        for k, data in m.cell_data.items():
+            if all(integral(data[i]) for i in tet_blocks):
+                key = k
+                break
+    if key is None:
+        raise file_error(
+            geometry, path,
+            "the mesh has no physical volume groups (no integer cell data such as 'gmsh:physical' "
+            f"on the tetrahedra; cell data: {sorted(m.cell_data)})",
+        )
+
+    tets = np.concatenate([np.asarray(m.cells[i].data, dtype=np.int64) for i in tet_blocks])
+    tet_val = np.concatenate([np.asarray(m.cell_data[key][i]).astype(np.int64).ravel() for i in tet_blocks])
+    tri_blocks = blocks("triangle")
+    if tri_blocks and all(integral(m.cell_data[key][i]) for i in tri_blocks):
+        tris = np.concatenate([np.asarray(m.cells[i].data, dtype=np.int64) for i in tri_blocks])
+        tri_val = np.concatenate(
+            [np.asarray(m.cell_data[key][i]).astype(np.int64).ravel() for i in tri_blocks]
+        )
+    else:
+        tris, tri_val = np.empty((0, 3), np.int64), np.empty(0, np.int64)
+
+    # Names: field_data {name: [tag, dim]} as meshio's gmsh readers/writers store them.
+    names: dict[tuple[int, int], str] = {}
+    for name, fd in (m.field_data or {}).items():
+        fd = np.asarray(fd).ravel()
+        if fd.size >= 2:
+            names[(int(fd[1]), int(fd[0]))] = name
+
+    # Keep only points used by tetrahedra; number gmsh nodes 1..N.
+    used = np.unique(tets)
+    new_index = np.full(len(m.points), -1, dtype=np.int64)
+    new_index[used] = np.arange(1, len(used) + 1)
+    coords = np.zeros((len(used), 3))
+    pts = np.asarray(m.points, dtype=float)
+    coords[:, : pts.shape[1]] = pts[used]
+    if len(tris):
+        keep = np.all(new_index[tris] > 0, axis=1)
+        tris, tri_val = tris[keep], tri_val[keep]
+
+    model = gmsh.model
+    vol_tags = [int(v) for v in np.unique(tet_val)]
+    node_entity = None
+    next_elem = 1
+    groups: list[tuple[int, int, str]] = []
+    for v in vol_tags:
+        if v <= 0:
+            raise file_error(geometry, path, f"region tag {v} in '{key}' must be a positive integer")
+        ent = model.addDiscreteEntity(3)
+        if node_entity is None:
+            node_entity = ent
+            model.mesh.addNodes(3, ent, np.arange(1, len(used) + 1), coords.ravel())
+        sel = tets[tet_val == v]
+        model.mesh.addElementsByType(ent, 4, np.arange(next_elem, next_elem + len(sel)), new_index[sel].ravel())
+        next_elem += len(sel)
+        name = names.get((3, v), str(v))
+        model.addPhysicalGroup(3, [ent], tag=v, name=name)
+        groups.append((3, v, name))
+    for v in (int(x) for x in np.unique(tri_val)):
+        if v <= 0:
+            continue  # untagged facets
+        ent = model.addDiscreteEntity(2)
+        sel = tris[tri_val == v]
+        model.mesh.addElementsByType(ent, 2, np.arange(next_elem, next_elem + len(sel)), new_index[sel].ravel())
+        next_elem += len(sel)
+        model.addPhysicalGroup(2, [ent], tag=v, name=names.get((2, v), str(v)))
+
+
 def read_file_groups(geometry, case_dir: Path) -> FileGroups:
     """Read a mesh file's groups on the calling rank only (no DOLFINx mesh). Raises
     ValueError naming ``geometry.path`` when the file is missing or unusable."""
-    from .gmshio import GmshSession
-    from .loading import _check_msh_model, _file_error, _meshio_to_gmsh_model, resolve_path
-
     path = resolve_path(geometry, Path(case_dir))
     if not path.is_file():
-        raise _file_error(geometry, path, "file not found")
+        raise file_error(geometry, path, "file not found")
     with GmshSession():
         if path.suffix.lower() == ".msh":
             try:
                 gmsh.merge(str(path))
             except Exception as err:  # noqa: BLE001
-                raise _file_error(geometry, path, f"gmsh cannot read it: {err}") from err
+                raise file_error(geometry, path, f"gmsh cannot read it: {err}") from err
         else:
-            _meshio_to_gmsh_model(geometry, path)
-        regions, surfaces = _check_msh_model(geometry, path)
+            meshio_to_gmsh_model(geometry, path)
+        regions, surfaces = check_msh_model(geometry, path)
         interior_tags = interior_surface_tags()
         interior = {n for n, tags in surfaces.items() if set(tags) & interior_tags}
         lo, hi = node_bounds()

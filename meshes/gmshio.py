@@ -5,7 +5,9 @@ from __future__ import annotations
 import signal
 import threading
 import uuid
+import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 from solver import compat  # noqa: F401  - dolfinx_solver (PyPI wheel) before the DOLFINx bindings
@@ -17,7 +19,8 @@ from mpi4py import MPI
 import dolfinx
 from dolfinx.io import gmsh as dgmsh
 
-from .bundle import empty_meshtags
+from . import cache as _cache
+from .bundle import MeshBundle, empty_meshtags
 
 T = TypeVar("T")
 
@@ -165,3 +168,73 @@ def physical_groups() -> list[tuple[int, int, str]]:
 def scale_geometry(mesh: dolfinx.mesh.Mesh, scale: float) -> None:
     if scale != 1.0:
         mesh.geometry.x[:] *= np.asarray(scale, dtype=mesh.geometry.x.dtype)
+
+
+def cached_gmsh_bundle(
+    comm: MPI.Comm,
+    *,
+    label: str,
+    cache_path: Callable[[Path], Path],
+    expected_groups: set,
+    build: Callable[[], None],
+    regions: dict[str, int],
+    surfaces: dict[str, list[int]],
+    cache_dir: Path | None,
+    use_cache: bool,
+) -> MeshBundle:
+    """Mesh a gmsh model on rank 0 - read from the cache when a valid entry exists (its
+    physical groups must be ``expected_groups``), else ``build()`` it and cache it atomically
+    - and distribute it. Collective on ``comm``."""
+    session = GmshSession() if comm.rank == 0 else None
+
+    def prepare() -> tuple[bool, str | None]:
+        """On rank 0: leave the meshed model in the gmsh session; return (from_cache, path)."""
+        session.__enter__()
+        path = None
+        if use_cache:
+            path = cache_path(Path(cache_dir) if cache_dir is not None else _cache.default_cache_dir())
+            if path.is_file():
+                valid, why = _cache.validate_cached(path)
+                if not valid and _cache.digest_file(path).exists():
+                    warnings.warn(f"mesh cache entry {path.name}: {why}; rebuilding it", RuntimeWarning, stacklevel=3)
+                try:
+                    if valid:
+                        gmsh.merge(str(path))
+                        if set(physical_groups()) == expected_groups:
+                            return True, str(path)
+                except Exception:  # noqa: BLE001 - unreadable cache entry: rebuild it
+                    pass
+                gmsh.model.remove()  # start again from an empty model of the same name
+                gmsh.model.add(session.name)
+        build()
+        if path is not None:
+            try:
+                _cache.write_model_atomically(path)
+            except OSError as err:
+                warnings.warn(f"mesh cache not written ({path}): {err}", RuntimeWarning, stacklevel=3)
+                path = None
+        return False, (str(path) if path is not None else None)
+
+    try:
+        from_cache, path = on_root(comm, prepare)
+        mesh, cell_tags, facet_tags = mesh_from_model(comm)
+    finally:
+        if session is not None:
+            session.__exit__(None, None, None)  # no-op unless prepare() opened it
+
+    if from_cache:
+        source = f"{label}, cached at {path}"
+    elif path is not None:
+        source = f"{label}, built and cached at {path}"
+    else:
+        source = f"{label}, built (not cached)"
+    return MeshBundle(
+        mesh=mesh,
+        cell_tags=cell_tags,
+        facet_tags=facet_tags,
+        regions=regions,
+        surfaces=surfaces,
+        source=source,
+        cache_path=Path(path) if path is not None else None,
+        from_cache=from_cache,
+    )

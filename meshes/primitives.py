@@ -19,12 +19,21 @@ from solver.config import (
     SphereGeometry,
 )
 
-from .cavities import (
-    CAVITY_GROWTH_RADII,
-    CAVITY_PLATEAU_RADII,
-    CAVITY_SIZE_PER_RADIUS,
-    CatheterCavity,
-    cavity_surfaces,
+from .cavities import CatheterCavity, cavity_surfaces
+from .gmsh_model import (
+    MIN_CELLS_PER_RADIUS,
+    add_ellipsoid,
+    add_region_groups,
+    add_surface_groups,
+    cavity_cylinders,
+    cavity_wall_field,
+    generate,
+    num,
+    point_distance_expr,
+    refinement_fields,
+    restrict_field,
+    sample_point,
+    threshold_field,
 )
 
 # Facet tag of each (non-alias) surface, per geometry kind; aliases cover several tags.
@@ -40,18 +49,6 @@ SURFACE_ALIASES: dict[str, dict[str, list[str]]] = {
     "shell": {},
     "cylinder": {"outer": ["side", "bottom", "top"]},
 }
-
-# Curved features smaller than the mesh size (sphere/ellipsoid inclusions, the shell's cavity)
-# are meshed with a size of at most (smallest radius) / MIN_CELLS_PER_RADIUS, i.e. at least
-# about 2*pi*MIN_CELLS_PER_RADIUS ~ 12.6 edges around a great circle. This only acts when
-# mesh_size_m exceeds that bound; otherwise mesh_size_m (and refinements) govern.
-MIN_CELLS_PER_RADIUS = 2.0
-
-# A refinement keeps size_m up to a distance of REFINEMENT_PLATEAU_CELLS * size_m (at most half
-# of distance_m) from its point/segment, then grows linearly to mesh_size_m at distance_m.
-# Without the plateau gmsh's 3D Delaunay refinement, which interpolates sizes from existing
-# vertices, largely misses a minimum that is attained only at a single interior point.
-REFINEMENT_PLATEAU_CELLS = 2.0
 
 Primitive = BoxGeometry | SphereGeometry | ShellGeometry | CylinderGeometry
 
@@ -114,11 +111,7 @@ def _inclusion(inc: Inclusion) -> list[tuple[int, int]]:
     if inc.shape == "sphere":
         return [(3, occ.addSphere(*c, inc.radius_m))]
     if inc.shape == "ellipsoid":
-        a = inc.semi_axes_m
-        r = max(a)
-        tag = occ.addSphere(*c, r)
-        occ.dilate([(3, tag)], *c, a[0] / r, a[1] / r, a[2] / r)
-        return [(3, tag)]
+        return [add_ellipsoid(c, inc.semi_axes_m)]
     s = inc.size_m
     return [(3, occ.addBox(*(c[i] - 0.5 * s[i] for i in range(3)), *s))]
 
@@ -126,19 +119,14 @@ def _inclusion(inc: Inclusion) -> list[tuple[int, int]]:
 def _cut_cavities(body: list[tuple[int, int]], cavities: tuple[CatheterCavity, ...]) -> list[tuple[int, int]]:
     """Subtract the applicator cavities from the body.
 
-    Each cavity is two coaxial cylinders, shaft (entry -> tip start) and tip (tip start ->
-    end), given to one ``cut`` as separate tools: the result has no face at their common disk
-    (it lies inside the hole), but the wall keeps an edge at the tip start, so the shaft and
-    tip walls are separate faces.
+    Each cavity is two coaxial cylinders (:func:`meshes.gmsh_model.cavity_cylinders`) given
+    to one ``cut`` as separate tools: the result has no face at their common disk (it lies
+    inside the hole), but the wall keeps an edge at the tip start.
     """
     if not cavities:
         return body
     occ = gmsh.model.occ
-    tools: list[tuple[int, int]] = []
-    for cav in cavities:
-        a, s, e = (np.asarray(p, dtype=float) for p in (cav.entry_m, cav.tip_start_m, cav.end_m))
-        tools.append((3, occ.addCylinder(*a, *(s - a), cav.radius_m)))
-        tools.append((3, occ.addCylinder(*s, *(e - s), cav.radius_m)))
+    tools = cavity_cylinders(cavities)
     out, _ = occ.cut(body, tools, removeObject=True, removeTool=True)
     out = [dt for dt in out if dt[0] == 3]
     if not out:  # pragma: no cover - validation keeps the cavities thin and inside
@@ -201,49 +189,6 @@ def _assemble_volumes(geometry: Primitive, cavities: tuple[CatheterCavity, ...] 
 # --------------------------------------------------------------------------- boundary
 
 
-def _sample_point(tag: int) -> np.ndarray:
-    """A point on the (untrimmed) surface underlying face ``tag``."""
-    lo, hi = gmsh.model.getParametrizationBounds(2, tag)
-    uv = [0.5 * (lo[0] + hi[0]), 0.5 * (lo[1] + hi[1])]
-    return np.asarray(gmsh.model.getValue(2, tag, uv), dtype=float)
-
-
-def _face_samples(tag: int, n: int = 3) -> np.ndarray:
-    """n x n points on the (untrimmed) surface underlying face ``tag``, over its uv bounds."""
-    lo, hi = gmsh.model.getParametrizationBounds(2, tag)
-    f = (np.arange(n) + 0.5) / n
-    uv = np.array([[lo[0] + a * (hi[0] - lo[0]), lo[1] + b * (hi[1] - lo[1])] for a in f for b in f])
-    return np.asarray(gmsh.model.getValue(2, tag, uv.ravel()), dtype=float).reshape(-1, 3)
-
-
-def _classify_cavity_face(tag: int, cavities: tuple[CatheterCavity, ...], tol: float) -> tuple[int, str] | None:
-    """(cavity index, "tip" | "shaft") if face ``tag`` lies on a cavity's wall or caps, else None.
-
-    On the wall: every sample point of the underlying surface is at distance radius_m from the
-    axis, within the cavity's axial range. On a cap: every sample point is in the end (or
-    entry) plane and the face's centre is within radius_m of the axis. Tip or shaft is decided
-    by the axial coordinate of the face's centre of mass (the wall has an edge at the tip
-    start, so no face straddles it).
-    """
-    pts = _face_samples(tag)
-    for i, cav in enumerate(cavities):
-        a, ax, L = np.asarray(cav.entry_m), cav.axis, cav.length_m
-        t = (pts - a) @ ax
-        rho = np.linalg.norm(pts - a - np.outer(t, ax), axis=1)
-        on_wall = np.all(np.abs(rho - cav.radius_m) <= tol) and np.all((t >= -tol) & (t <= L + tol))
-        mid = _sample_point(tag)
-        tm = float((mid - a) @ ax)
-        rm = float(np.linalg.norm(mid - a - tm * ax))
-        on_end = np.all(np.abs(t - L) <= tol) and rm <= cav.radius_m + tol
-        on_entry = np.all(np.abs(t) <= tol) and rm <= cav.radius_m + tol
-        if not (on_wall or on_end or on_entry):
-            continue
-        com = np.asarray(gmsh.model.occ.getCenterOfMass(2, tag), dtype=float)
-        t_com = float((com - a) @ ax)
-        return i, ("tip" if t_com > L - cav.tip_length_m else "shaft")
-    return None
-
-
 def _classify_face(geometry: Primitive, tag: int, scale: float) -> str:
     tol = 1e-6 * scale
     if isinstance(geometry, BoxGeometry):
@@ -265,7 +210,7 @@ def _classify_face(geometry: Primitive, tag: int, scale: float) -> str:
         return name
     if isinstance(geometry, SphereGeometry):
         return "outer"
-    p = _sample_point(tag)
+    p = sample_point(tag)
     if isinstance(geometry, ShellGeometry):
         r = float(np.linalg.norm(p - np.array(geometry.center_m)))
         dist = {"outer": abs(r - geometry.outer_radius_m), "inner": abs(r - geometry.inner_radius_m)}
@@ -295,114 +240,26 @@ def _characteristic_length(geometry: Primitive) -> float:
 # --------------------------------------------------------------------------- mesh size
 
 
-def _num(v: float) -> str:
-    return np.format_float_positional(float(v), trim="-")
-
-
-def _minus(var: str, a: float) -> str:
-    return f"({var}-{_num(a)})" if a >= 0 else f"({var}+{_num(-a)})"
-
-
-def _point_distance_expr(p) -> str:
-    return "sqrt(" + "+".join(f"{_minus(v, p[i])}^2" for i, v in enumerate("xyz")) + ")"
-
-
-def _segment_distance_expr(a, b) -> str:
-    """Distance to the segment [a, b]: |p - a - t d| with t = clamp((p - a).d / |d|^2, 0, 1)."""
-    a = np.asarray(a, dtype=float)
-    d = np.asarray(b, dtype=float) - a
-    coef = [f"({_num(c)})" for c in d]
-    t = "min(1,max(0,(" + "+".join(f"{_minus(v, a[i])}*{coef[i]}" for i, v in enumerate("xyz")) + f")/{_num(d @ d)}))"
-    return "sqrt(" + "+".join(f"({_minus(v, a[i])}-{t}*{coef[i]})^2" for i, v in enumerate("xyz")) + ")"
-
-
 def _size_fields(
     geometry: Primitive, owner: dict[int, int], cavities: tuple[CatheterCavity, ...] = ()
-) -> list[int]:
-    f = gmsh.model.mesh.field
+) -> list[int | None]:
+    """Size fields (:mod:`meshes.gmsh_model`): catheter walls, refinements, small curved
+    inclusions (at most (smallest radius) / MIN_CELLS_PER_RADIUS inside and on them) and the
+    shell's cavity (graded from R_i / MIN_CELLS_PER_RADIUS on it to h over 2 h)."""
     h = geometry.mesh_size_m
-    fields: list[int] = []
-    # Applicator cavities: size CAVITY_SIZE_PER_RADIUS * r on the wall (distance to the axis
-    # segment up to CAVITY_PLATEAU_RADII * r), growing to h at CAVITY_GROWTH_RADII * r. The
-    # distance is analytic (no sampling of the long, thin wall).
-    for cav in cavities:
-        size = CAVITY_SIZE_PER_RADIUS * cav.radius_m
-        if size >= h:
-            continue
-        dist = f.add("MathEval")
-        f.setString(dist, "F", _segment_distance_expr(cav.entry_m, cav.end_m))
-        th = f.add("Threshold")
-        f.setNumber(th, "InField", dist)
-        f.setNumber(th, "SizeMin", size)
-        f.setNumber(th, "SizeMax", h)
-        f.setNumber(th, "DistMin", CAVITY_PLATEAU_RADII * cav.radius_m)
-        f.setNumber(th, "DistMax", CAVITY_GROWTH_RADII * cav.radius_m)
-        fields.append(th)
-    for r in geometry.refinement:
-        dist = f.add("MathEval")
-        if r.point_m is not None:
-            expr = _point_distance_expr(r.point_m)
-        else:
-            expr = _segment_distance_expr(r.segment_start_m, r.segment_end_m)
-        f.setString(dist, "F", expr)
-        th = f.add("Threshold")
-        f.setNumber(th, "InField", dist)
-        f.setNumber(th, "SizeMin", r.size_m)
-        f.setNumber(th, "SizeMax", h)
-        f.setNumber(th, "DistMin", min(REFINEMENT_PLATEAU_CELLS * r.size_m, 0.5 * r.distance_m))
-        f.setNumber(th, "DistMax", r.distance_m)
-        fields.append(th)
-
-    # Small curved inclusions: cap the size inside them and on their surface.
+    fields = [cavity_wall_field(cav, h) for cav in cavities]
+    fields += refinement_fields(geometry.refinement, h, keep_when_coarse=True)
     for i, inc in enumerate(geometry.inclusion):
         if inc.shape == "box":
             continue
         rmin = inc.radius_m if inc.shape == "sphere" else min(inc.semi_axes_m)
-        cap = rmin / MIN_CELLS_PER_RADIUS
         vols = [t for t, reg in owner.items() if reg == i + 2]
-        if cap >= h or not vols:
-            continue
-        const = f.add("MathEval")
-        f.setString(const, "F", _num(cap))
-        res = f.add("Restrict")
-        f.setNumber(res, "InField", const)
-        f.setNumbers(res, "VolumesList", vols)
-        faces = gmsh.model.getBoundary([(3, v) for v in vols], combined=True, oriented=False)
-        f.setNumbers(res, "SurfacesList", [t for _, t in faces])
-        f.setNumber(res, "IncludeBoundary", 1)
-        fields.append(res)
-
-    # The shell's cavity: grade from R_i/2 on the cavity to h over a distance of 2 h.
+        fields.append(restrict_field(vols, rmin / MIN_CELLS_PER_RADIUS, h, every_face=False))
     if isinstance(geometry, ShellGeometry):
         cap = geometry.inner_radius_m / MIN_CELLS_PER_RADIUS
-        if cap < h:
-            dist = f.add("MathEval")
-            f.setString(
-                dist, "F", f"abs({_point_distance_expr(geometry.center_m)}-{_num(geometry.inner_radius_m)})"
-            )
-            th = f.add("Threshold")
-            f.setNumber(th, "InField", dist)
-            f.setNumber(th, "SizeMin", cap)
-            f.setNumber(th, "SizeMax", h)
-            f.setNumber(th, "DistMin", 0.0)
-            f.setNumber(th, "DistMax", 2.0 * h)
-            fields.append(th)
+        expr = f"abs({point_distance_expr(geometry.center_m)}-{num(geometry.inner_radius_m)})"
+        fields.append(threshold_field(expr, cap, h, 0.0, 2.0 * h))
     return fields
-
-
-def _set_mesh_options(h: float) -> None:
-    opt = gmsh.option.setNumber
-    opt("General.NumThreads", 1)
-    opt("Mesh.MeshSizeMax", h)
-    opt("Mesh.MeshSizeMin", 0.0)
-    # Let only MeshSizeMax and the size fields govern (gmsh's recommendation for fields).
-    opt("Mesh.MeshSizeFromPoints", 0)
-    opt("Mesh.MeshSizeFromCurvature", 0)
-    opt("Mesh.MeshSizeExtendFromBoundary", 0)
-    opt("Mesh.Algorithm", 6)  # Frontal-Delaunay surfaces
-    opt("Mesh.Algorithm3D", 1)  # Delaunay: robust, deterministic with one thread
-    opt("Mesh.ElementOrder", 1)
-    opt("Mesh.Optimize", 1)
 
 
 # --------------------------------------------------------------------------- entry point
@@ -414,41 +271,17 @@ def build_model(geometry: Primitive, cavities: tuple[CatheterCavity, ...] = ()) 
     cavities = tuple(cavities)
     owner = _assemble_volumes(geometry, cavities)
     regions, _ = primitive_tags(geometry)
-    for name, rtag in regions.items():
-        vols = sorted(t for t, reg in owner.items() if reg == rtag)
-        if not vols:
-            what = "the main region" if rtag == 1 else f"inclusion[{rtag - 2}]"
-            raise ValueError(
-                f"{what} '{name}' is empty: it is entirely covered by "
-                + ("inclusions" if rtag == 1 else "later inclusions")
-                + (" or applicator cavities" if cavities else "")
-            )
-        gmsh.model.addPhysicalGroup(3, vols, tag=rtag, name=name)
 
+    def why_empty(name: str, rtag: int) -> str:
+        what = "the main region" if rtag == 1 else f"inclusion[{rtag - 2}]"
+        return (
+            f"{what} '{name}' is empty: it is entirely covered by "
+            + ("inclusions" if rtag == 1 else "later inclusions")
+            + (" or applicator cavities" if cavities else "")
+        )
+
+    add_region_groups(owner, regions, why_empty)
     scale = _characteristic_length(geometry)
-    boundary = gmsh.model.getBoundary([(3, t) for t in owner], combined=True, oriented=False)
-    by_name: dict[str, list[int]] = {}
-    tol = 1e-6 * scale
-    for _, face in boundary:
-        face = abs(face)
-        on_cavity = _classify_cavity_face(face, cavities, tol) if cavities else None
-        if on_cavity is not None:
-            i, part = on_cavity
-            name = f"{cavities[i].name}_{part}"
-        else:
-            name = _classify_face(geometry, face, scale)
-        by_name.setdefault(name, []).append(face)
-    cavity_tags, _ = cavity_surfaces(cavities)
-    for name, stag in list(SURFACE_TAGS[geometry.kind].items()) + list(cavity_tags.items()):
-        faces = sorted(set(by_name.get(name, [])))
-        if not faces:
-            raise RuntimeError(f"{geometry.kind}: no boundary face found for surface '{name}'")
-        gmsh.model.addPhysicalGroup(2, faces, tag=stag, name=name)
-
-    _set_mesh_options(geometry.mesh_size_m)
-    fields = _size_fields(geometry, owner, cavities)
-    if fields:
-        fmin = gmsh.model.mesh.field.add("Min")
-        gmsh.model.mesh.field.setNumbers(fmin, "FieldsList", fields)
-        gmsh.model.mesh.field.setAsBackgroundMesh(fmin)
-    gmsh.model.mesh.generate(3)
+    add_surface_groups(owner, cavities, 1e-6 * scale, lambda face: _classify_face(geometry, face, scale),
+                       SURFACE_TAGS[geometry.kind], geometry.kind)
+    generate(geometry.mesh_size_m, lambda: _size_fields(geometry, owner, cavities))

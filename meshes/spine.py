@@ -38,23 +38,25 @@ from mpi4py import MPI
 from . import cache as _cache
 from . import spine_dimensions as sd
 from .bundle import MeshBundle
-from .cavities import (
-    CAVITY_GROWTH_RADII,
-    CAVITY_PLATEAU_RADII,
-    CAVITY_SIZE_PER_RADIUS,
-    CatheterCavity,
-    cavity_surfaces,
-)
-from .primitives import (
+from .gmshio import cached_gmsh_bundle
+from .cavities import CatheterCavity, cavity_surfaces
+from .gmsh_model import (
     MIN_CELLS_PER_RADIUS,
-    REFINEMENT_PLATEAU_CELLS,
-    _classify_cavity_face,
-    _minus,
-    _num,
-    _point_distance_expr,
-    _segment_distance_expr,
-    _set_mesh_options,
+    add_ellipsoid,
+    add_region_groups,
+    add_surface_groups,
+    cavity_cylinders,
+    cavity_wall_field,
+    generate,
+    minus,
+    num,
+    refinement_fields,
+    restrict_field,
+    sample_point,
+    segment_distance_expr,
+    threshold_field,
 )
+from .quality import cell_quality  # noqa: F401  (re-exported: its old home)
 
 BASE_REGIONS = (
     "cortical_bone", "cancellous_bone", "posterior_elements", "disc_upper", "disc_lower",
@@ -129,15 +131,6 @@ def _pedicle(b: sd.Box2) -> tuple[int, int]:
     return (3, tag)
 
 
-def _ellipsoid(tum) -> tuple[int, int]:
-    occ = gmsh.model.occ
-    c, a = tum.center_m, tum.semi_axes_m
-    r = max(a)
-    tag = occ.addSphere(*c, r)
-    occ.dilate([(3, tag)], *c, a[0] / r, a[1] / r, a[2] / r)
-    return (3, tag)
-
-
 def _assemble(geometry, lay: sd.SpineLayout, cavities: tuple[CatheterCavity, ...]) -> dict[int, int]:
     """Create, fragment and label every solid; return gmsh volume tag -> region tag (the
     cavities' volumes are removed)."""
@@ -167,7 +160,7 @@ def _assemble(geometry, lay: sd.SpineLayout, cavities: tuple[CatheterCavity, ...
     for i, tum in enumerate(geometry.tumour):
         pieces: list[tuple[int, int]] = []
         for host in ([body], [canal], pe):
-            shape = _ellipsoid(tum)
+            shape = add_ellipsoid(tum.center_m, tum.semi_axes_m)
             part, _ = occ.intersect([shape], occ.copy(host), removeObject=True, removeTool=True)
             part = [dt for dt in part if dt[0] == 3]
             if part and host == [canal]:
@@ -181,11 +174,7 @@ def _assemble(geometry, lay: sd.SpineLayout, cavities: tuple[CatheterCavity, ...
             )
         tumour_parts.append(pieces)
 
-    cav_tools: list[tuple[int, int]] = []
-    for cav in cavities:
-        a, s, e = (np.asarray(p, dtype=float) for p in (cav.entry_m, cav.tip_start_m, cav.end_m))
-        cav_tools.append((3, occ.addCylinder(*a, *(s - a), cav.radius_m)))
-        cav_tools.append((3, occ.addCylinder(*s, *(e - s), cav.radius_m)))
+    cav_tools = cavity_cylinders(cavities)
 
     # (role, precedence) for each fragment input; the lowest precedence number wins.
     roles: list[tuple[int, list[tuple[int, int]]]] = [(-1, cav_tools)]  # -1: cavity (removed)
@@ -227,98 +216,60 @@ def _assemble(geometry, lay: sd.SpineLayout, cavities: tuple[CatheterCavity, ...
 def _ellipse_sd_expr(e: sd.Ellipse) -> str:
     """Approximate signed distance to the (cut) ellipse in the xy plane (negative inside):
     (normalised radius - 1) x the smaller semi-axis, maxed with the cut planes."""
-    r = f"sqrt(({_minus('x', e.cx)}/{_num(e.ax)})^2+({_minus('y', e.cy)}/{_num(e.by)})^2)"
-    terms = [f"({r}-1)*{_num(min(e.ax, e.by))}"]
+    r = f"sqrt(({minus('x', e.cx)}/{num(e.ax)})^2+({minus('y', e.cy)}/{num(e.by)})^2)"
+    terms = [f"({r}-1)*{num(min(e.ax, e.by))}"]
     if math.isfinite(e.y_min):
-        terms.append(f"({_num(e.y_min)}-y)")
+        terms.append(f"({num(e.y_min)}-y)")
     if math.isfinite(e.y_max):
-        terms.append(_minus("y", e.y_max))
+        terms.append(minus("y", e.y_max))
     expr = terms[0]
     for term in terms[1:]:
         expr = f"max({expr},{term})"
     return expr
 
 
-def _threshold(src_expr: str, size: float, h: float, dmin: float, dmax: float) -> int | None:
-    f = gmsh.model.mesh.field
-    if size >= h:
-        return None
-    dist = f.add("MathEval")
-    f.setString(dist, "F", src_expr)
-    th = f.add("Threshold")
-    f.setNumber(th, "InField", dist)
-    f.setNumber(th, "SizeMin", size)
-    f.setNumber(th, "SizeMax", h)
-    f.setNumber(th, "DistMin", dmin)
-    f.setNumber(th, "DistMax", dmax)
-    return th
-
-
-def _restrict(vols: list[int], size: float, h: float) -> int | None:
-    f = gmsh.model.mesh.field
-    if size >= h or not vols:
-        return None
-    const = f.add("MathEval")
-    f.setString(const, "F", _num(size))
-    res = f.add("Restrict")
-    f.setNumber(res, "InField", const)
-    f.setNumbers(res, "VolumesList", vols)
-    faces = gmsh.model.getBoundary([(3, v) for v in vols], combined=False, oriented=False)
-    f.setNumbers(res, "SurfacesList", sorted({abs(t) for _, t in faces}))
-    f.setNumber(res, "IncludeBoundary", 1)
-    return res
-
-
-def _size_fields(geometry, lay: sd.SpineLayout, owner: dict[int, int], cavities) -> list[int]:
+def _size_fields(geometry, lay: sd.SpineLayout, owner: dict[int, int], cavities) -> list[int | None]:
     h = geometry.mesh_size_m
     t = lay.cortical_thickness
     fields: list[int | None] = []
     for cav in cavities:
-        r = cav.radius_m
+        fields.append(cavity_wall_field(cav, h))
+        dmin = cav.radius_m + 2.0 * geometry.tip_size_m
         fields.append(
-            _threshold(_segment_distance_expr(cav.entry_m, cav.end_m), CAVITY_SIZE_PER_RADIUS * r, h,
-                       CAVITY_PLATEAU_RADII * r, CAVITY_GROWTH_RADII * r)
+            threshold_field(segment_distance_expr(cav.tip_start_m, cav.end_m), geometry.tip_size_m, h, dmin,
+                            dmin + TIP_GROWTH_M)
         )
-        dmin = r + 2.0 * geometry.tip_size_m
-        fields.append(
-            _threshold(_segment_distance_expr(cav.tip_start_m, cav.end_m), geometry.tip_size_m, h, dmin,
-                       dmin + TIP_GROWTH_M)
-        )
-    for ref in geometry.refinement:
-        expr = (_point_distance_expr(ref.point_m) if ref.point_m is not None
-                else _segment_distance_expr(ref.segment_start_m, ref.segment_end_m))
-        fields.append(
-            _threshold(expr, ref.size_m, h, min(REFINEMENT_PLATEAU_CELLS * ref.size_m, 0.5 * ref.distance_m),
-                       ref.distance_m)
-        )
+    fields += refinement_fields(geometry.refinement, h)
     # Canal and its contents (cord, CSF, dura, epidural fat): cord_size_m, graded outwards.
-    fields.append(_threshold(_ellipse_sd_expr(lay.canal), geometry.cord_size_m, h, 0.0, CANAL_GROWTH_M))
+    fields.append(threshold_field(_ellipse_sd_expr(lay.canal), geometry.cord_size_m, h, 0.0, CANAL_GROWTH_M))
     # Posterior cortex (the flat wall facing the canal): distance to that rectangle.
     half_flat = lay.body.half_width(lay.body.y_max)
     rect = (
-        f"sqrt(max(abs(x)-{_num(half_flat)},0)^2+{_minus('y', lay.body.y_max)}^2"
-        f"+max(abs(z)-{_num(lay.z_body)},0)^2)"
+        f"sqrt(max(abs(x)-{num(half_flat)},0)^2+{minus('y', lay.body.y_max)}^2"
+        f"+max(abs(z)-{num(lay.z_body)},0)^2)"
     )
     dmin = max(t, geometry.cortex_size_m)
-    fields.append(_threshold(rect, geometry.cortex_size_m, h, dmin, dmin + CORTEX_GROWTH_M))
+    fields.append(threshold_field(rect, geometry.cortex_size_m, h, dmin, dmin + CORTEX_GROWTH_M))
     # The rest of the cortical shell: distance to the body's surface, approximately.
-    body_sd = f"max({_ellipse_sd_expr(lay.body)},abs(z)-{_num(lay.z_body)})"
+    body_sd = f"max({_ellipse_sd_expr(lay.body)},abs(z)-{num(lay.z_body)})"
     shell = max(geometry.cortex_size_m, CORTEX_SIZE_PER_THICKNESS * t)
-    fields.append(_threshold(f"abs({body_sd})", shell, h, t, t + CORTEX_GROWTH_M))
+    fields.append(threshold_field(f"abs({body_sd})", shell, h, t, t + CORTEX_GROWTH_M))
     # Tumours: at most (smallest semi-axis) / MIN_CELLS_PER_RADIUS inside.
     for i, tum in enumerate(geometry.tumour):
         vols = [v for v, reg in owner.items() if reg == TUMOUR_TAG_BASE + i]
-        fields.append(_restrict(vols, min(tum.semi_axes_m) / MIN_CELLS_PER_RADIUS, h))
-    return [f for f in fields if f is not None]
+        fields.append(restrict_field(vols, min(tum.semi_axes_m) / MIN_CELLS_PER_RADIUS, h, every_face=True))
+    return fields
 
 
 # --------------------------------------------------------------------------- model
 
 
-def _classify_outer(lay: sd.SpineLayout, face: int, tol: float) -> bool:
-    lo, hi = gmsh.model.getParametrizationBounds(2, face)
-    p = np.asarray(gmsh.model.getValue(2, face, [0.5 * (lo[0] + hi[0]), 0.5 * (lo[1] + hi[1])]))
-    return any(abs(p[i] - lay.block_lo[i]) <= tol or abs(p[i] - lay.block_hi[i]) <= tol for i in range(3))
+def _outer_face(lay: sd.SpineLayout, face: int, tol: float) -> str:
+    """'outer' for a boundary face on the block's sides; RuntimeError for any other face."""
+    p = sample_point(face)
+    if any(abs(p[i] - lay.block_lo[i]) <= tol or abs(p[i] - lay.block_hi[i]) <= tol for i in range(3)):
+        return "outer"
+    raise RuntimeError(f"spine: boundary face {face} is neither on the block nor on a cavity")
 
 
 def build_spine_model(geometry, cavities: Sequence[CatheterCavity] = ()) -> None:
@@ -328,43 +279,15 @@ def build_spine_model(geometry, cavities: Sequence[CatheterCavity] = ()) -> None
     lay = sd.validate_spine(geometry)
     owner = _assemble(geometry, lay, cavities)
     regions, _ = spine_tags(geometry)
-    for name, rtag in regions.items():
-        vols = sorted(v for v, reg in owner.items() if reg == rtag)
-        if not vols:
-            raise ValueError(
-                f"region '{name}' is empty: it is entirely covered by higher-precedence regions"
-                + (" or applicator cavities" if cavities else "")
-            )
-        gmsh.model.addPhysicalGroup(3, vols, tag=rtag, name=name)
-
+    add_region_groups(
+        owner, regions,
+        lambda name, _tag: f"region '{name}' is empty: it is entirely covered by higher-precedence regions"
+        + (" or applicator cavities" if cavities else ""),
+    )
     scale = max(lay.block_hi[i] - lay.block_lo[i] for i in range(3))
     tol = 1e-6 * scale
-    boundary = gmsh.model.getBoundary([(3, v) for v in owner], combined=True, oriented=False)
-    by_name: dict[str, list[int]] = {}
-    for _, face in boundary:
-        face = abs(face)
-        on_cavity = _classify_cavity_face(face, cavities, tol) if cavities else None
-        if on_cavity is not None:
-            name = f"{cavities[on_cavity[0]].name}_{on_cavity[1]}"
-        elif _classify_outer(lay, face, tol):
-            name = "outer"
-        else:
-            raise RuntimeError(f"spine: boundary face {face} is neither on the block nor on a cavity")
-        by_name.setdefault(name, []).append(face)
-    cavity_tags, _ = cavity_surfaces(cavities)
-    for name, stag in list(SURFACE_TAGS.items()) + list(cavity_tags.items()):
-        faces = sorted(set(by_name.get(name, [])))
-        if not faces:
-            raise RuntimeError(f"spine: no boundary face found for surface '{name}'")
-        gmsh.model.addPhysicalGroup(2, faces, tag=stag, name=name)
-
-    _set_mesh_options(geometry.mesh_size_m)
-    fields = _size_fields(geometry, lay, owner, cavities)
-    if fields:
-        fmin = gmsh.model.mesh.field.add("Min")
-        gmsh.model.mesh.field.setNumbers(fmin, "FieldsList", fields)
-        gmsh.model.mesh.field.setAsBackgroundMesh(fmin)
-    gmsh.model.mesh.generate(3)
+    add_surface_groups(owner, cavities, tol, lambda face: _outer_face(lay, face, tol), SURFACE_TAGS, "spine")
+    generate(geometry.mesh_size_m, lambda: _size_fields(geometry, lay, owner, cavities))
 
 
 # --------------------------------------------------------------------------- cache + build
@@ -411,8 +334,6 @@ def build_spine_mesh(
     sd.validate_spine(geometry)
     check_cavities(geometry, cavities)
     regions, surfaces = spine_tags(geometry, cavities)
-    from .loading import cached_gmsh_bundle
-
     return cached_gmsh_bundle(
         comm,
         label=f"gmsh spine {geometry.level}",
@@ -427,37 +348,6 @@ def build_spine_mesh(
 
 
 # --------------------------------------------------------------------------- statistics
-
-
-def cell_quality(bundle: MeshBundle) -> tuple[np.ndarray, np.ndarray]:
-    """(radius ratio 3 r_in / R_circ, signed Jacobian determinant) of the locally owned cells
-    (1 for a regular tetrahedron, 0 for a degenerate one)."""
-    mesh = bundle.mesh
-    tdim = mesh.topology.dim
-    n = mesh.topology.index_map(tdim).size_local
-    dofs = compat.coordinate_map(mesh)[1][:n, :4]
-    x = mesh.geometry.x[dofs]  # (n, 4, 3)
-    e1, e2, e3 = x[:, 1] - x[:, 0], x[:, 2] - x[:, 0], x[:, 3] - x[:, 0]
-    det = np.einsum("ij,ij->i", e1, np.cross(e2, e3))
-    vol = np.abs(det) / 6.0
-
-    def tri_area(a, b, c):
-        return 0.5 * np.linalg.norm(np.cross(b - a, c - a), axis=1)
-
-    faces = (
-        tri_area(x[:, 1], x[:, 2], x[:, 3]) + tri_area(x[:, 0], x[:, 2], x[:, 3])
-        + tri_area(x[:, 0], x[:, 1], x[:, 3]) + tri_area(x[:, 0], x[:, 1], x[:, 2])
-    )
-    r_in = 3.0 * vol / faces
-    # circumcentre c - x0 solves [e1; e2; e3] (c - x0) = 0.5 |e_i|^2
-    A = np.stack([e1, e2, e3], axis=1)
-    rhs = 0.5 * np.stack([np.sum(e1 * e1, 1), np.sum(e2 * e2, 1), np.sum(e3 * e3, 1)], axis=1)
-    with np.errstate(all="ignore"):
-        c = np.linalg.solve(A, rhs[..., None])[..., 0] if n else np.zeros((0, 3))
-    R = np.linalg.norm(c, axis=1)
-    with np.errstate(all="ignore"):
-        q = np.where(R > 0, 3.0 * r_in / R, 0.0)
-    return q, det
 
 
 def spine_mesh_statistics(bundle: MeshBundle) -> dict:

@@ -35,7 +35,7 @@ from petsc4py import PETSc
 
 from meshes.structured import structured_box
 from solver.coupler import Coupler
-from solver.config import parse_case
+from solver.case_loader import parse_case
 
 SIDE_M = 0.04
 BALL_RADIUS_M = 0.006

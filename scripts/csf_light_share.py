@@ -20,7 +20,7 @@ import ufl
 from dolfinx import fem
 from mpi4py import MPI
 
-from solver.config import load_case
+from solver.case_loader import load_case
 from solver.laser import Laser
 from solver.simulation import build_case_mesh
 

@@ -95,7 +95,7 @@ def run_one(path: Path, folder: Path, overrides: list[str] | None = None) -> dic
     """Run one case file (with --set overrides) serially into ``folder`` and return its recorded numbers."""
     from mpi4py import MPI
 
-    from solver.config import load_case
+    from solver.case_loader import load_case
     from solver.simulation import run_case
 
     case = load_case(ROOT / path, overrides or None)

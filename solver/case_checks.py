@@ -30,6 +30,8 @@ import difflib
 import math
 from typing import Any, Iterable
 
+from meshes.cavities import cavity_surface_names
+
 # --------------------------------------------------------------------------- ranges
 
 MAX_LENGTH_M = 1.0
@@ -229,7 +231,7 @@ def boundary_tables(case) -> list[tuple[str, Any]]:
     """(label, condition) of every boundary condition, the cooled catheters' included."""
     out = [(f"boundary[{i}]", bc) for i, bc in enumerate(case.boundary)]
     cavity_aps = [(i, ap) for i, ap in enumerate(case.applicator) if ap.representation == "cavity"]
-    for (i, ap), bc in zip(cavity_aps, coolant_boundaries(case)):
+    for (i, ap), bc in zip(cavity_aps, case.coolant_boundaries()):
         out.append((f"applicator[{i}] (cooled catheter '{ap.name}')", bc))
     return out
 
@@ -290,7 +292,7 @@ def primitive_surface_parts(case) -> dict[str, set[str]] | None:
         parts[alias] = set(members)
     for ap in case.applicator:
         if ap.representation == "cavity":
-            tip, shaft = f"{ap.name}_tip", f"{ap.name}_shaft"
+            tip, shaft, _ = cavity_surface_names(ap.name)
             parts[tip], parts[shaft] = {tip}, {shaft}
             parts[ap.name] = {tip, shaft}
     return parts
@@ -439,23 +441,6 @@ def _distance_to_segment(p, a, b) -> float:
 
 
 def coolant_boundaries(case) -> list:
-    """The cooled catheter walls of cavity applicators as boundary conditions on '<name>':
-    Dirichlet at the coolant temperature, or Robin with coolant_heat_transfer_W_per_m2K."""
-    from .config import DirichletBC, RobinBC
-
-    out = []
-    for ap in case.applicator:
-        if ap.representation != "cavity":
-            continue
-        if ap.coolant_heat_transfer_W_per_m2K is None:
-            out.append(DirichletBC(type="dirichlet", surface=ap.name, temperature_C=ap.coolant_temperature_C))
-        else:
-            out.append(
-                RobinBC(
-                    type="robin",
-                    surface=ap.name,
-                    heat_transfer_coefficient_W_per_m2K=ap.coolant_heat_transfer_W_per_m2K,
-                    ambient_temperature_C=ap.coolant_temperature_C,
-                )
-            )
-    return out
+    """The cooled catheter walls as boundary conditions (:meth:`solver.config.Case.coolant_boundaries`;
+    this name is kept for the solver core)."""
+    return case.coolant_boundaries()

@@ -70,19 +70,7 @@ TEST_SIGNAL_ENV = "SPINE_LITT_TEST_SIGNAL_AT_STEP"
 _DOSE_CONSTANTS = {"A", "Ea", "T_prev"}  # dose tracker arrays set at start-up / per step
 
 
-class RunInterrupted(Exception):
-    """The run stopped on SIGTERM/SIGINT after writing a checkpoint (exit code 75)."""
-
-    def __init__(self, signame: str, step: int, time_s: float, folder: Path, written: bool, note: str = ""):
-        self.signame, self.step, self.time_s, self.folder, self.written = signame, step, time_s, folder, written
-        if written:
-            msg = (
-                f"{signame} received: stopped after step {step} (t = {time_s:g} s); checkpoint written "
-                f"to {folder}; continue with the same command and --resume"
-            )
-        else:
-            msg = f"{signame} received: stopped after step {step} (t = {time_s:g} s); checkpoint NOT written: {note}"
-        super().__init__(msg)
+from .errors import RunInterrupted  # noqa: E402,F401  (defined in solver.errors; re-exported)
 
 
 def checkpoint_folder(out: str | Path) -> Path:

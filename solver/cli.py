@@ -5,7 +5,10 @@ Exit codes: 0 success, 2 invalid input (case, output folder), 3 solver failure,
 ``run --resume``), 4 ``bioheat reproduce`` found different metrics, 130 / 143 interrupted
 (SIGINT / SIGTERM) outside the time loop.
 Messages go to stderr from rank 0 only, except an error met by one rank alone: that rank
-prints it and ends every rank with MPI_Abort (see :mod:`solver.errors`).
+prints it and ends every rank with MPI_Abort (see :mod:`solver.errors`); an exception that
+escapes :func:`main` on one rank does the same (:func:`solver.errors.abort_on_uncaught`).
+Only ``run``, ``mesh``, ``report`` and ``reproduce`` import the FEM stack (DOLFINx, PETSc,
+gmsh); ``validate``, ``schema``, ``tissues`` and ``sweep`` planning do not.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ def _say(msg: str, *, err: bool = False) -> None:
 
 def _load_case(args):
     """load_case on every rank; a failure on any rank is raised on all (collective)."""
-    from .config import load_case
+    from .case_loader import load_case
     from .errors import collective_call, fault_point
 
     _apply_limit_flags(args)
@@ -242,10 +245,8 @@ def _anatomy_distances(case) -> dict:
     """Smallest distances from tumours and applicator tips to cord and dura (spine cases)."""
     if case.geometry.kind != "spine":
         return {}
-    try:
-        from meshes import spine_dimensions as sd
-    except ImportError:  # pragma: no cover
-        return {}
+    from meshes import spine_dimensions as sd
+
     geom = case.geometry
     out = {}
     for i, tum in enumerate(geom.tumour):
@@ -254,8 +255,7 @@ def _anatomy_distances(case) -> dict:
     for ap in case.applicator:
         for j, (_, centre) in enumerate(ap.positions()):
             end = ap.tip_segment(centre)[1]
-            entry = ap.entry_m if ap.entry_m is not None else tuple(end[k] - 0.1 * ap.axis[k] for k in range(3))
-            d = sd.check_track(geom, entry, end, ap.catheter_radius_m, ap.tip_length_m)
+            d = sd.check_track(geom, ap.catheter_entry_m(end), end, ap.catheter_radius_m, ap.tip_length_m)
             out[f"tip_{ap.name}@{j}_to_dura_m"] = d.dura_m
             out[f"tip_{ap.name}@{j}_to_spinal_cord_m"] = d.spinal_cord_m
             out[f"catheter_{ap.name}@{j}_canal_clearance_m"] = d.canal_m
@@ -321,9 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.add_argument("--no-report", action="store_true", help="skip the PNG/markdown report")
-    r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a case key before validation, e.g. applicator[0].power_W=8 or "
-                   "geometry.tumour[0].center_m[1]=0.006 (repeatable; VALUE is TOML, bare words are strings)")
+    _set_flag(r)
     _limit_flags(r)
     r.set_defaults(func=cmd_run)
     rr = sub.add_parser("reproduce", help="re-run a result folder's case into a new folder and compare the metrics")
@@ -336,9 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("case")
     m.add_argument("--preview", action="store_true", help="write PNG slices and the tagged mesh")
     m.add_argument("--out", default="results/mesh", help="folder for --preview outputs")
-    m.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a case key before validation, e.g. applicator[0].power_W=8 or "
-                   "geometry.tumour[0].center_m[1]=0.006 (repeatable; VALUE is TOML, bare words are strings)")
+    _set_flag(m)
     _limit_flags(m)
     m.set_defaults(func=cmd_mesh)
     rp = sub.add_parser("report", help="(re)draw the PNG figures and report.md of a result folder")
@@ -349,9 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp.set_defaults(func=cmd_report)
     v = sub.add_parser("validate", help="check a case file without running it")
     v.add_argument("case")
-    v.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a case key before validation, e.g. applicator[0].power_W=8 or "
-                   "geometry.tumour[0].center_m[1]=0.006 (repeatable; VALUE is TOML, bare words are strings)")
+    _set_flag(v)
     _limit_flags(v)
     v.set_defaults(func=cmd_validate)
     s = sub.add_parser("schema", help="print every case-file key with unit, type and default")
@@ -364,6 +358,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_sweep_parser(sub)
     return p
+
+
+def _set_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a case key before validation, e.g. applicator[0].power_W=8 or "
+                   "geometry.tumour[0].center_m[1]=0.006 (repeatable; VALUE is TOML, bare words are strings)")
 
 
 def _limit_flags(p: argparse.ArgumentParser) -> None:
@@ -390,11 +390,20 @@ def _fail(err: BaseException, code: int, label: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .errors import (
+        CaseError,
+        InjectedFault,
+        Interrupted,
+        OutputError,
+        RunInterrupted,
+        SolverError,
+        abort_on_uncaught,
+        fault_point,
+    )
+
+    abort_on_uncaught(_comm())
     args = build_parser().parse_args(argv)
-    from .errors import CaseError, InjectedFault, Interrupted, OutputError, SolverError
-
-    from .checkpoint import RunInterrupted
-
+    fault_point("startup")  # tests: an exception before the handlers below (the excepthook net)
     try:
         return args.func(args)
     except RunInterrupted as err:

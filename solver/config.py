@@ -3,6 +3,11 @@
 Everything is SI; temperatures are in degrees Celsius. Every key carries its unit
 in its name (``_m``, ``_s``, ``_W``, ``_C``, ...) or in its description.
 Validation happens here, before any mesh is built or any output is written.
+
+This module is the schema (pydantic models and the cross-key checks). Reading a case file
+(overrides, referenced files) is :mod:`solver.case_loader`; the messages of a failed
+validation are :mod:`solver.case_errors`. Importing it loads no FEM stack (no DOLFINx, PETSc
+or gmsh): ``bioheat validate`` stays light.
 """
 
 from __future__ import annotations
@@ -11,7 +16,6 @@ import hashlib
 import json
 import math
 import re
-import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
@@ -25,8 +29,21 @@ from pydantic import (
     model_validator,
 )
 
-from .overrides import OverrideError, apply_overrides
+from meshes.cavities import cavity_surface_names
+from meshes.spine_dimensions import (
+    DEFAULT_TIP_LENGTH_M,
+    block_extent,
+    check_track,
+    transpedicular_track,
+    validate_spine,
+)
+
+from . import case_checks as cc
 from . import tissues as tissue_library
+from .analytic import MANUFACTURED
+from .case_errors import submodels
+from .inputs import sha256_file
+from .optics import MODELLING_CHOICES, OPTICAL_ALIASES, OPTICAL_TABLE
 
 Vec3 = tuple[float, float, float]
 PositiveFloat = Annotated[float, Field(gt=0.0)]
@@ -361,8 +378,6 @@ class SpineGeometry(_Model):
         for key in ("tip_size_m", "cortex_size_m", "cord_size_m"):
             if getattr(self, key) > self.mesh_size_m:
                 raise ValueError(f"{key} = {getattr(self, key)} must be <= mesh_size_m = {self.mesh_size_m}")
-        from meshes.spine_dimensions import validate_spine  # pure python: anatomy checks
-
         validate_spine(self)
         return self
 
@@ -377,14 +392,10 @@ class SpineGeometry(_Model):
         return ["outer"]
 
     def contains(self, p: Vec3, tol: float = 0.0) -> bool:
-        from meshes.spine_dimensions import block_extent  # pure data, no gmsh
-
         lo, hi = block_extent(self)
         return all(lo[i] - tol <= p[i] <= hi[i] + tol for i in range(3))
 
     def describe(self) -> str:
-        from meshes.spine_dimensions import block_extent
-
         lo, hi = block_extent(self)
         return f"the {self.level} block from {[round(c, 4) for c in lo]} to {[round(c, 4) for c in hi]} m"
 
@@ -642,6 +653,12 @@ class ApplicatorPosition(_Model):
     tip_center_m: Vec3 = Field(description="centre of the diffusing tip at this position (m)")
 
 
+# A catheter given by tip_center_m and direction (no entry_m) comes from this far back along
+# its axis (m): outside any plausible tissue model (case_checks refuses lengths above 1 m), so
+# it is cut through the whole domain like a real catheter that enters from outside.
+CATHETER_WITHOUT_ENTRY_LENGTH_M = 1.0
+
+
 class Applicator(_PowerSchedule):
     """A laser fibre with a diffusing tip inside a cooled catheter (e.g. Visualase, 980 nm)."""
 
@@ -682,14 +699,18 @@ class Applicator(_PowerSchedule):
 
     @model_validator(mode="before")
     @classmethod
-    def _csv_counts_as_schedule(cls, data: Any) -> Any:
-        # The CSV is read by load_case (it needs the case folder); here it only satisfies
-        # the power_W-or-schedule rule until then.
+    def _csv_was_read(cls, data: Any) -> Any:
+        """The CSV is read into ``schedule`` by the case loader (solver.case_loader: it needs
+        the case folder). A schedule_csv still unread here is refused, never taken as 0 W."""
         if isinstance(data, dict) and data.get("schedule_csv") and data.get("schedule") is None:
             if data.get("power_W") is not None:
                 raise ValueError("give power_W, schedule or schedule_csv, not several")
-            data = dict(data)
-            data["schedule"] = [[0.0, 0.0]]
+            if not isinstance(data["schedule_csv"], str):
+                return data  # the field's type check names it
+            raise ValueError(
+                f"schedule_csv = {shorten(repr(data['schedule_csv']), 100)} has not been read: the case loader "
+                "reads it relative to the case's folder (solver.case_loader.load_case or parse_case)"
+            )
         return data
 
     @model_validator(mode="after")
@@ -720,6 +741,16 @@ class Applicator(_PowerSchedule):
             d = tuple(self.tip_end_m[i] - self.entry_m[i] for i in range(3))
         n = _norm(d)
         return None if n == 0.0 else tuple(c / n for c in d)
+
+    def catheter_entry_m(self, tip_end_m: Vec3) -> Vec3:
+        """Where the catheter enters (m): ``entry_m``, or without one (tip_center_m and
+        direction) the point CATHETER_WITHOUT_ENTRY_LENGTH_M back along the axis from the
+        distal tip end ``tip_end_m``. The mesh's cavity, the anatomy checks and the distances
+        of ``bioheat mesh`` all use this one point."""
+        if self.entry_m is not None:
+            return self.entry_m
+        a = self.axis
+        return tuple(tip_end_m[i] - CATHETER_WITHOUT_ENTRY_LENGTH_M * a[i] for i in range(3))
 
     @property
     def home_tip_center_m(self) -> Vec3:
@@ -792,7 +823,8 @@ class DamageOptions(_Model):
     ablation_cem43_min: PositiveFloat = Field(240.0, description="thermal dose threshold (CEM43 minutes)")
     ablation_isotherm_C: float = Field(57.0, gt=37.0, le=100.0, description="isotherm threshold (C)")
     tumour_regions: list[str] | None = Field(
-        None, description="regions that are tumour (default: regions whose tissue or name starts with 'tumo')"
+        None, description="regions that are tumour (default: a spine geometry's tumours and the regions "
+        "whose tissue is the library's tumour tissue, directly or as [tissues.X] base)"
     )
     critical_regions: list[str] | None = Field(
         None, description="regions to keep safe (default: those of spinal_cord, dura, nerve present)"
@@ -1042,8 +1074,6 @@ class Case(_Model):
             spine = SpineGeometry.model_validate(geom)
         except ValidationError:
             return data  # the geometry's own errors are reported by the normal validation
-        from meshes.spine_dimensions import DEFAULT_TIP_LENGTH_M, transpedicular_track
-
         data = dict(data)
         data["applicator"] = list(data["applicator"])
         for i in tracked:
@@ -1081,8 +1111,6 @@ class Case(_Model):
     @model_validator(mode="after")
     def _cross_checks(self) -> "Case":
         """Every cross-key problem of the case, all reported at once (one per line)."""
-        from . import case_checks as cc
-
         problems: list[str] = []
         lib = tissue_library.library()
         known_tissues = set(lib) | set(self.tissues)
@@ -1135,7 +1163,7 @@ class Case(_Model):
             surfaces = geom.surface_names()
             for ap in self.applicator:
                 if ap.representation == "cavity":
-                    surfaces = surfaces + [ap.name, f"{ap.name}_tip", f"{ap.name}_shaft"]
+                    surfaces = surfaces + list(cavity_surface_names(ap.name))
             for i, bc in enumerate(self.boundary):
                 for s in bc.surfaces():
                     if s not in surfaces:
@@ -1180,8 +1208,6 @@ class Case(_Model):
         except ValueError as err:
             problems.append(str(err))
         if self.manufactured is not None:
-            from .analytic import MANUFACTURED
-
             if self.manufactured.solution not in MANUFACTURED:
                 problems.append(
                     f"manufactured.solution = '{self.manufactured.solution}': unknown; "
@@ -1226,16 +1252,25 @@ class Case(_Model):
 
     def warnings(self) -> list[str]:
         """Unusual but possible settings (plausibility ranges in solver/case_checks.py)."""
-        from . import case_checks as cc
-
         out = cc.plausibility(self)[1] + list(self._file_warnings)
         if not isinstance(self.geometry, (FileGeometry, SpineGeometry)):
             out += cc.inclusion_clipping(self.geometry)[1]
+        out += self._undeclared_tumour_hint()
         return out
 
-    def _check_applicators(self, problems: list[str]) -> None:
-        from .optics import OPTICAL_TABLE, OPTICAL_ALIASES
+    def _undeclared_tumour_hint(self) -> list[str]:
+        """A hint (never a decision) when no region is scored as tumour but a region is named
+        like one: tumour regions are declared (:meth:`tumour_regions`), not read from names."""
+        if self.tumour_regions():
+            return []
+        named = [r for r in self.regions if "tumo" in r.lower()]
+        return [
+            f"regions.{r} = '{self.regions[r]}': not scored as tumour (no coverage or tumour dose), as its "
+            "tissue is not the library's tumour tissue; set damage.tumour_regions = "
+            f"{named!r} to score it" for r in named[:1]
+        ]
 
+    def _check_applicators(self, problems: list[str]) -> None:
         geom = self.geometry
         names = set()
         for i, ap in enumerate(self.applicator):
@@ -1258,12 +1293,9 @@ class Case(_Model):
                             + (f"; allowed: {geom.describe()}" if hasattr(geom, "describe") else "")
                         )
             if isinstance(geom, SpineGeometry):
-                from meshes.spine_dimensions import check_track
-
-                a = ap.axis
                 for j, (_, centre) in enumerate(ap.positions()):
                     end = ap.tip_segment(centre)[1]
-                    entry = ap.entry_m if ap.entry_m is not None else tuple(end[k] - 0.1 * a[k] for k in range(3))
+                    entry = ap.catheter_entry_m(end)
                     try:
                         check_track(geom, entry, end, ap.catheter_radius_m, ap.tip_length_m)
                     except ValueError as err:
@@ -1332,9 +1364,40 @@ class Case(_Model):
             problems.append("monitor points need time.mode = 'transient'")
 
     def tumour_regions(self) -> list[str]:
+        """The regions scored as tumour (coverage, DVH): ``damage.tumour_regions`` when given;
+        else the regions the case declares as tumour: the tumours of a spine geometry
+        (``[[geometry.tumour]]``) and every region whose tissue is a tumour tissue of the
+        library (:data:`solver.tissues.TUMOUR_TISSUES`; also through ``[tissues.X] base``).
+        Region names are never guessed from."""
         if self.damage.tumour_regions is not None:
             return list(self.damage.tumour_regions)
-        return [r for r, t in self.regions.items() if r.startswith("tumo") or t.startswith("tumo")]
+        declared = {t.name for t in self.geometry.tumour} if isinstance(self.geometry, SpineGeometry) else set()
+        for region, tissue in self.regions.items():
+            override = self.tissues.get(tissue)
+            base = override.base if override is not None and override.base is not None else tissue
+            if tissue_library.is_tumour_tissue(tissue) or tissue_library.is_tumour_tissue(base):
+                declared.add(region)
+        return [r for r in self.regions if r in declared]
+
+    def coolant_boundaries(self) -> list["DirichletBC | RobinBC"]:
+        """The cooled catheter walls of cavity applicators as boundary conditions on '<name>':
+        Dirichlet at the coolant temperature, or Robin with coolant_heat_transfer_W_per_m2K."""
+        out: list[DirichletBC | RobinBC] = []
+        for ap in self.applicator:
+            if ap.representation != "cavity":
+                continue
+            if ap.coolant_heat_transfer_W_per_m2K is None:
+                out.append(DirichletBC(type="dirichlet", surface=ap.name, temperature_C=ap.coolant_temperature_C))
+            else:
+                out.append(
+                    RobinBC(
+                        type="robin",
+                        surface=ap.name,
+                        heat_transfer_coefficient_W_per_m2K=ap.coolant_heat_transfer_W_per_m2K,
+                        ambient_temperature_C=ap.coolant_temperature_C,
+                    )
+                )
+        return out
 
     def critical_regions(self) -> list[str]:
         if self.damage.critical_regions is not None:
@@ -1345,8 +1408,8 @@ class Case(_Model):
     def cavities(self) -> list[dict[str, Any]]:
         """Catheter cavities to cut out of the mesh: name, entry_m, end_m, radius_m, tip_length_m.
 
-        The cavity runs from the entry point (or, without one, from far outside along the
-        axis) to the deepest distal tip end over all pull-back positions."""
+        The cavity runs from the entry point (:meth:`Applicator.catheter_entry_m`) to the
+        deepest distal tip end over all pull-back positions."""
         out = []
         for ap in self.applicator:
             if ap.representation != "cavity":
@@ -1355,7 +1418,7 @@ class Case(_Model):
             ends = [ap.tip_segment(c)[1] for _, c in ap.positions()]
             depth = [sum(e[i] * a[i] for i in range(3)) for e in ends]
             end = ends[max(range(len(ends)), key=lambda k: depth[k])]
-            entry = ap.entry_m if ap.entry_m is not None else tuple(end[i] - 1.0 * a[i] for i in range(3))
+            entry = ap.catheter_entry_m(end)
             out.append(
                 {
                     "name": ap.name,
@@ -1385,8 +1448,6 @@ class Case(_Model):
             data.setdefault("metabolic_heat_W_per_m3", 0.0)
             data.setdefault("source", "case file")
             if data.get("absorption_per_m") is None or data.get("reduced_scattering_per_m") is None:
-                from .optics import MODELLING_CHOICES, OPTICAL_ALIASES, OPTICAL_TABLE
-
                 nm = self.light.wavelength_nm
                 table = OPTICAL_TABLE[nm]
                 for cand in (tname, override.base if override is not None else None, base_name):
@@ -1423,8 +1484,6 @@ class Case(_Model):
         d = self.resolved_dict()
         if isinstance(self.geometry, FileGeometry):
             path = Path(d["geometry"]["path"])
-            from .inputs import sha256_file
-
             d["geometry"]["path"] = sha256_file(path) if path.is_file() else "missing"
         blob = json.dumps(d, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()
@@ -1432,201 +1491,6 @@ class Case(_Model):
     def resolve_path(self, p: str) -> Path:
         path = Path(p)
         return path if path.is_absolute() else Path(self.case_dir) / path
-
-
-# --------------------------------------------------------------------------- loading
-
-
-# A model validator's message that starts with a key relative to the model ('upper_m = ...',
-# 'refinement[0].size_m = ...'): the formatter prefixes the model's location.
-_RELATIVE_KEY = re.compile(r"^[A-Za-z_]\w*(\[\d+\])*(\.[A-Za-z_]\w*(\[\d+\])*)* = ")
-
-
-_TAGS = ("dirichlet", "neumann", "robin", "uniform", "point", "segment", "box", "sphere", "shell", "cylinder", "file", "spine")
-
-
-_UNION_TAGS = {
-    "geometry": ["box", "sphere", "shell", "cylinder", "file", "spine"],
-    "boundary": ["dirichlet", "neumann", "robin"],
-    "source": ["uniform", "point", "segment"],
-}
-
-
-def _model_keys(loc: tuple, data: Any) -> list[str]:
-    """The keys allowed in the table at ``loc`` (the error's location minus its last part)."""
-    import typing
-
-    model: Any = Case
-    node = data
-    skip_dict_key = False
-    for part in loc:
-        if skip_dict_key:
-            skip_dict_key = False
-            node = node.get(part) if isinstance(node, dict) else None
-            continue
-        if isinstance(part, int):
-            node = node[part] if isinstance(node, list) and part < len(node) else None
-            continue
-        if isinstance(model, list):  # union: pick the member whose tag is ``part``
-            for m in model:
-                tag = m.model_fields.get("kind") or m.model_fields.get("type")
-                if tag is not None and part in typing.get_args(tag.annotation):
-                    model = m
-                    break
-            else:
-                return []
-            continue
-        field = model.model_fields.get(part) if isinstance(model, type) else None
-        if field is None:
-            return []
-        node = node.get(part) if isinstance(node, dict) else None
-        subs = _submodels(field.annotation)
-        if not subs:
-            return []
-        if typing.get_origin(field.annotation) is dict:
-            skip_dict_key = True
-        model = subs[0] if len(subs) == 1 else subs
-    if isinstance(model, type):
-        return [k for k in model.model_fields if k != "case_dir"]
-    return []
-
-
-def _format_errors(err: ValidationError, source: str, data: Any = None) -> str:
-    lines: list[str] = []
-    for e in err.errors():
-        loc = ""
-        for part in e["loc"]:
-            if isinstance(part, int):
-                loc += f"[{part}]"
-            elif part in _TAGS:
-                continue  # discriminator tags add nothing for the reader
-            else:
-                loc += ("." if loc else "") + str(part)
-        msg = e["msg"].removeprefix("Value error, ")
-        value = e.get("input")
-        if e["type"] == "extra_forbidden":
-            allowed = _model_keys(tuple(e["loc"][:-1]), data)
-            from .case_checks import did_you_mean
-
-            hint = did_you_mean(e["loc"][-1], allowed)
-            msg = f"unknown key{hint} (check spelling and units in the key name; `bioheat schema` lists keys)"
-        if e["type"] in ("union_tag_not_found", "union_tag_invalid"):
-            key = str(e.get("ctx", {}).get("discriminator", "type")).strip("'")
-            tags = [t.strip(" '") for t in str(e.get("ctx", {}).get("expected_tags", "")).split(",") if t.strip()]
-            if not tags:
-                tags = _UNION_TAGS.get(str(e["loc"][0]) if e["loc"] else "", [])
-            if e["type"] == "union_tag_not_found":
-                lines.append(f"  {loc or '<case>'}: missing key '{key}'; allowed: {', '.join(repr(t) for t in tags)}")
-            else:
-                from .case_checks import did_you_mean
-
-                tag = e.get("ctx", {}).get("tag")
-                lines.append(
-                    f"  {loc or '<case>'}.{key} = '{tag}': unknown{did_you_mean(tag, tags)}; "
-                    f"allowed: {', '.join(repr(t) for t in tags)}"
-                )
-            continue
-        if "\n" in msg and not loc:
-            lines.extend(f"  {m}" for m in msg.split("\n"))
-        elif loc and _RELATIVE_KEY.match(msg):
-            # e.g. loc 'geometry' + 'upper_m = [...] must exceed ...' -> 'geometry.upper_m = ...'
-            lines.append(f"  {loc}.{shorten(msg, 800)}")
-        elif isinstance(value, dict) or e["type"] in ("missing",):
-            lines.append(f"  {loc}: {shorten(msg, 800)}" if loc else f"  {shorten(msg, 800)}")
-        else:
-            lines.append(f"  {loc or '<case>'} = {shorten(repr(value), 120)}: {shorten(msg, 800)}")
-    return "\n".join([f"{source}: invalid case ({len(lines)} problem(s))"] + lines)
-
-
-def parse_case(data: dict[str, Any], source: str = "<case>", case_dir: str | Path = ".") -> Case:
-    data = dict(data)
-    data["case_dir"] = str(case_dir)
-    try:
-        return Case.model_validate(data)
-    except ValidationError as err:
-        message = _format_errors(err, source, data)
-        more = _problems_without_unknown_keys(err, data, source)
-        if more:
-            lines = message.split("\n")[1:] + [m for m in more if m not in message]
-            message = "\n".join([f"{source}: invalid case ({len(lines)} problem(s))"] + lines)
-        raise CaseError(message) from None
-
-
-def _problems_without_unknown_keys(err: ValidationError, data: dict[str, Any], source: str) -> list[str]:
-    """When every error is an unknown key, the cross-key checks have not run: run them on the
-    case without those keys, so that one call reports every problem. Lines of those problems."""
-    import copy
-
-    errors = err.errors()
-    if not errors or any(e["type"] != "extra_forbidden" for e in errors):
-        return []
-    pruned = copy.deepcopy(data)
-    for e in errors:
-        node: Any = pruned
-        for part in e["loc"][:-1]:
-            if isinstance(node, dict) and part in node:
-                node = node[part]
-            elif isinstance(node, list) and isinstance(part, int) and part < len(node):
-                node = node[part]
-            # discriminator tags in the location are not keys of the data
-        if isinstance(node, dict):
-            node.pop(e["loc"][-1], None)
-    try:
-        Case.model_validate(pruned)
-    except ValidationError as err2:
-        return _format_errors(err2, source, pruned).split("\n")[1:]
-    return []
-
-
-def load_case(path: str | Path, overrides: list[str] | None = None) -> Case:
-    """Read and validate a TOML case file. Raises CaseError with a readable message.
-
-    ``overrides``: ``KEY=VALUE`` items (``bioheat run --set``, see solver.overrides) applied to
-    the file's data before validation, so they are checked like values typed in the file.
-    Referenced files (after the overrides, so an override cannot escape) must lie in the case's
-    folder or a data folder (:mod:`solver.inputs`)."""
-    from . import inputs
-
-    path = Path(path)
-    if not path.is_file():
-        raise CaseError(f"{shorten(path, 120)}: case file not found")
-    data = inputs.read_case_toml(path)
-    try:
-        data = apply_overrides(data, overrides)
-    except OverrideError as err:
-        raise CaseError(f"{shorten(path, 120)}: {shorten(str(err), 300)}") from None
-    geometry = data.get("geometry")
-    if isinstance(geometry, dict) and geometry.get("kind") == "file" and "path" in geometry:
-        inputs.confine(geometry["path"], path.resolve().parent, "geometry.path", shorten(path, 120))
-    _read_schedule_csvs(data, path)
-    case = parse_case(data, source=shorten(path, 120), case_dir=path.resolve().parent)
-    if isinstance(case.geometry, FileGeometry):
-        from .file_checks import file_problems
-
-        errors, warnings = file_problems(case)
-        if errors:
-            lines = [f"{shorten(path, 120)}: invalid case ({len(errors)} problem(s))"] + [f"  {e}" for e in errors]
-            raise CaseError("\n".join(lines))
-        case._file_warnings = list(warnings)
-    return case
-
-
-def _read_schedule_csvs(data: dict[str, Any], path: Path) -> None:
-    """Inline every applicator's schedule_csv (columns time_s, power_W) as its schedule."""
-    from . import inputs
-
-    applicators = data.get("applicator", []) or []
-    if not isinstance(applicators, list):
-        return  # the schema reports the wrong type
-    source = shorten(path, 120)
-    for i, ap in enumerate(applicators):
-        if not isinstance(ap, dict) or not ap.get("schedule_csv"):
-            continue
-        key = f"applicator[{i}].schedule_csv"
-        csv_path = inputs.confine(ap["schedule_csv"], path.resolve().parent, key, source)
-        if ap.get("schedule") is not None:
-            raise CaseError(f"{source}: applicator[{i}]: give schedule or schedule_csv, not both")
-        ap["schedule"] = inputs.read_schedule_csv(csv_path, f"{key} = '{shorten(ap['schedule_csv'], 100)}'", source)
 
 
 def schema_json() -> str:
@@ -1665,7 +1529,7 @@ def schema_text() -> str:
             default = "required" if info.is_required() else f"default {info.get_default(call_default_factory=True)!r}"
             desc = info.description or ""
             lines.append(f"  {key:<48} {_type_name(info.annotation):<28} {default}  {desc}".rstrip())
-            for sub in _submodels(info.annotation):
+            for sub in submodels(info.annotation):
                 if sub in seen:
                     lines.append(f"  [{key}] as {sub.__name__}: keys as listed above")
                     continue
@@ -1679,14 +1543,3 @@ def schema_text() -> str:
     lines.append("")
     lines.append("Library tissues: " + ", ".join(tissue_library.names()))
     return "\n".join(lines)
-
-
-def _submodels(annotation: Any) -> list[type[BaseModel]]:
-    import typing
-
-    out = []
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return [annotation]
-    for arg in typing.get_args(annotation):
-        out.extend(_submodels(arg))
-    return [m for i, m in enumerate(out) if m not in out[:i]]

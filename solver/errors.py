@@ -3,7 +3,9 @@
 - :class:`CaseError` (exit 2): the case file is invalid;
 - :class:`OutputError` (exit 2): the output folder cannot be used;
 - :class:`SolverError` (exit 3): the solve failed;
-- :class:`Interrupted` (exit 130 / 143): SIGINT or SIGTERM arrived during a run.
+- :class:`Interrupted` (exit 130 / 143): SIGINT or SIGTERM arrived during a run;
+- :class:`RunInterrupted` (exit 75): the time loop stopped on SIGINT/SIGTERM after writing a
+  checkpoint (continue with ``--resume``).
 
 A failure that one rank meets alone must never leave the other ranks waiting in a collective
 call. Two ways are used:
@@ -14,11 +16,14 @@ call. Two ways are used:
   way carry ``collective = True``;
 - anything else that escapes on one rank ends the whole communicator: ``solver.cli.main``
   prints the rank's message and calls ``MPI_Abort`` when more than one rank runs and the
-  exception is not marked collective.
+  exception is not marked collective; :func:`abort_on_uncaught` (installed by the CLI) is
+  the net for an exception that escapes even that (``sys.excepthook``).
 
-Fault injection for tests: ``SPINE_LITT_FAULT="POINT@RANK[,POINT@RANK...]"`` makes
+Fault injection for tests: ``SPINE_LITT_FAULT="POINT@RANK[:uncaught][,...]"`` makes
 :func:`fault_point` raise :class:`InjectedFault` at the named point on the given rank
-(``RANK`` may be ``*``). Points used by the tool: ``load_case``, ``mesh``, ``time_loop``
+(``RANK`` may be ``*``); with ``:uncaught`` it raises :class:`InjectedBug` instead, which no
+handler of the tool expects (it stands for a bug). Points used by the tool: ``startup``
+(``solver.cli.main`` before its error handlers), ``load_case``, ``mesh``, ``time_loop``
 (before the first step), ``write`` (rank 0 writes of summary/provenance), ``commit``.
 
 This module imports no MPI or FEM code at import time (the CLI and the case schema use it).
@@ -65,8 +70,29 @@ class Interrupted(BaseException):
         self.signum = signum
 
 
+class RunInterrupted(Exception):
+    """The run stopped on SIGTERM/SIGINT after writing a checkpoint (exit code 75;
+    :mod:`solver.checkpoint`)."""
+
+    def __init__(self, signame: str, step: int, time_s: float, folder, written: bool, note: str = ""):
+        self.signame, self.step, self.time_s, self.folder, self.written = signame, step, time_s, folder, written
+        if written:
+            msg = (
+                f"{signame} received: stopped after step {step} (t = {time_s:g} s); checkpoint written "
+                f"to {folder}; continue with the same command and --resume"
+            )
+        else:
+            msg = f"{signame} received: stopped after step {step} (t = {time_s:g} s); checkpoint NOT written: {note}"
+        super().__init__(msg)
+
+
 class InjectedFault(RuntimeError):
     """Raised by :func:`fault_point` when ``SPINE_LITT_FAULT`` names the point (tests only)."""
+
+
+class InjectedBug(RuntimeError):
+    """Raised by :func:`fault_point` for ``POINT@RANK:uncaught``: an exception no handler of
+    the tool expects, as a bug would raise (tests of the MPI_Abort net only)."""
 
 
 def shorten(text: Any, limit: int = 120) -> str:
@@ -168,5 +194,38 @@ def fault_point(name: str, comm=None) -> None:
             pass
     for item in spec.split(","):
         point, _, who = item.strip().partition("@")
+        who, _, kind = who.partition(":")
         if point == name and who in ("*", str(rank), ""):
+            if kind == "uncaught":
+                raise InjectedBug(f"injected uncaught exception at '{name}' on rank {rank} ({FAULT_ENV})")
             raise InjectedFault(f"injected fault at '{name}' on rank {rank} ({FAULT_ENV})")
+
+
+def abort_on_uncaught(comm) -> None:
+    """Install a ``sys.excepthook`` that, when ``comm`` has more than one rank, prints the
+    rank, the exception and its traceback to stderr and ends every rank with
+    ``comm.Abort(1)``, so an exception that escapes on one rank never leaves the others
+    waiting in a collective call. On one rank the previous hook runs (a normal traceback).
+    Rank-local; idempotent."""
+    import sys
+
+    previous = sys.excepthook
+    if getattr(previous, "_spine_litt_abort", False):
+        return
+
+    def hook(kind, value, tb):
+        if comm is None or comm.size <= 1 or issubclass(kind, KeyboardInterrupt):
+            previous(kind, value, tb)
+            return
+        import traceback
+
+        try:
+            text = shorten(str(value), MAX_MESSAGE_CHARS)
+            print(f"internal error {kind.__name__} (rank {comm.rank} of {comm.size}): {text}", file=sys.stderr)
+            traceback.print_exception(kind, value, tb, file=sys.stderr)
+            sys.stderr.flush()
+        finally:
+            comm.Abort(1)
+
+    hook._spine_litt_abort = True  # type: ignore[attr-defined]
+    sys.excepthook = hook

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import case_checks as cc
+from .config import NeumannBC, RobinBC, UniformSource
 
 
 def file_problems(case) -> tuple[list[str], list[str]]:
@@ -31,8 +32,7 @@ def file_problems(case) -> tuple[list[str], list[str]]:
 
 
 def _problems(case) -> tuple[list[str], list[str]]:
-    from meshes.file_groups import read_file_groups
-    from .config import NeumannBC, RobinBC, UniformSource
+    from meshes.file_groups import read_file_groups  # gmsh: only for mesh-file cases
 
     geom = case.geometry
     errors: list[str] = []

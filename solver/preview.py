@@ -16,7 +16,9 @@ import dolfinx.io
 from dolfinx import fem
 from mpi4py import MPI
 
+from meshes.quality import cell_sizes, owned_cell_vertices, radius_ratio, signed_volumes
 from .fem import region_function
+
 from .probes import evaluate, locate
 
 GRID = 241
@@ -32,16 +34,15 @@ def mesh_statistics(bundle) -> dict:
     for name, tag in bundle.regions.items():
         local = int(np.count_nonzero(bundle.cell_tags.find(tag) < n_owned))
         cells_per_region[name] = comm.allreduce(local, op=MPI.SUM)
-    cmap, x_dofmap = compat.coordinate_map(mesh)
-    x = mesh.geometry.x[x_dofmap[:n_owned]]  # (cells, 4, 3)
-    q = _radius_ratio(x) if len(x) else np.ones(0)
+    x = owned_cell_vertices(mesh)  # (cells, 4, 3)
+    q = radius_ratio(x) if len(x) else np.ones(0)
     qmin = comm.allreduce(float(q.min()) if len(q) else 1.0, op=MPI.MIN)
     qsum = comm.allreduce(float(q.sum()), op=MPI.SUM)
     ncells = comm.allreduce(len(q), op=MPI.SUM)
-    vol = _signed_volumes(x)
+    vol = signed_volumes(x)
     inverted = comm.allreduce(int(np.count_nonzero(vol <= 0.0)) if len(vol) else 0, op=MPI.SUM)
     positive = comm.allreduce(int(np.count_nonzero(vol > 0.0)) if len(vol) else 0, op=MPI.SUM)
-    h = mesh.h(tdim, np.arange(n_owned, dtype=np.int32)) if n_owned else np.zeros(0)
+    h = cell_sizes(mesh)
     return {
         "cells": ncells,
         "cells_per_region": cells_per_region,
@@ -52,28 +53,6 @@ def mesh_statistics(bundle) -> dict:
         "min_cell_size_m": comm.allreduce(float(h.min()) if len(h) else math.inf, op=MPI.MIN),
         "max_cell_size_m": comm.allreduce(float(h.max()) if len(h) else 0.0, op=MPI.MAX),
     }
-
-
-def _signed_volumes(x: np.ndarray) -> np.ndarray:
-    a, b, c = x[:, 1] - x[:, 0], x[:, 2] - x[:, 0], x[:, 3] - x[:, 0]
-    return np.einsum("ij,ij->i", a, np.cross(b, c)) / 6.0
-
-
-def _radius_ratio(x: np.ndarray) -> np.ndarray:
-    """3 r_in / r_circ of each tetrahedron (1 for the regular one)."""
-    vol = np.abs(_signed_volumes(x))
-    faces = [(1, 2, 3), (0, 2, 3), (0, 1, 3), (0, 1, 2)]
-    area = sum(0.5 * np.linalg.norm(np.cross(x[:, j] - x[:, i], x[:, k] - x[:, i]), axis=1) for i, j, k in faces)
-    r_in = 3.0 * vol / area
-    # circumradius: |a|^2 (b x c) + |b|^2 (c x a) + |c|^2 (a x b) over 12 V
-    a, b, c = x[:, 1] - x[:, 0], x[:, 2] - x[:, 0], x[:, 3] - x[:, 0]
-    num = (
-        (a * a).sum(1)[:, None] * np.cross(b, c)
-        + (b * b).sum(1)[:, None] * np.cross(c, a)
-        + (c * c).sum(1)[:, None] * np.cross(a, b)
-    )
-    r_circ = np.linalg.norm(num, axis=1) / (12.0 * vol)
-    return 3.0 * r_in / r_circ
 
 
 def write_tagged_mesh(bundle, path: Path) -> None:

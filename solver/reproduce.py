@@ -33,7 +33,7 @@ def reproduce(folder: Path, out: Path | None, progress: bool = True) -> tuple[bo
     CaseError when DIR is not a result folder or its case cannot be re-run."""
     from mpi4py import MPI
 
-    from .config import parse_case
+    from .case_loader import parse_case
     from .provenance import RELATIVE_TOL, TEMPERATURE_TOL_K, compare_metrics, referenced_files
     from .simulation import run_case
 

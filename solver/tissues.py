@@ -46,6 +46,16 @@ _ALIASES = {
 }
 
 
+# Library tissues that are tumour: the regions of such a tissue are scored as tumour (coverage,
+# DVH; solver.config.Case.tumour_regions). "tumour" is the entry sourced above.
+TUMOUR_TISSUES = frozenset({"tumour"})
+
+
+def is_tumour_tissue(name: str | None) -> bool:
+    """True for a library tumour tissue (:data:`TUMOUR_TISSUES`) or one of its aliases."""
+    return name is not None and _ALIASES.get(name, name) in TUMOUR_TISSUES
+
+
 def library() -> dict[str, dict[str, float | str]]:
     """The default tissues as plain dictionaries of configuration keys."""
     out: dict[str, dict[str, float | str]] = {}

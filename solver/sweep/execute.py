@@ -123,7 +123,8 @@ def execute_runs(folder: str | Path, run_ids: list[str], comm, *, launch_time: f
     """Run ``run_ids`` one after another on ``comm`` (collective on comm), skipping complete
     runs. A failing run writes failed.json and the next run starts. Returns state counts of
     these runs afterwards."""
-    from ..config import CaseError, load_case
+    from ..config import CaseError
+    from ..case_loader import load_case
     from ..simulation import run_case
 
     folder = Path(folder).resolve()

@@ -29,7 +29,8 @@ from typing import Any
 
 import tomli_w
 
-from ..config import CaseError, load_case
+from ..config import CaseError
+from ..case_loader import load_case
 from .spec import SweepError, SweepSpec, load_spec
 
 RUN_ID_DIGITS = 16

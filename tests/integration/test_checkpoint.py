@@ -23,7 +23,8 @@ from mpi4py import MPI
 
 from solver import checkpoint as ck
 from solver import simulation
-from solver.config import CaseError, OutputError, parse_case
+from solver.config import CaseError, OutputError
+from solver.case_loader import parse_case
 
 DT_S, END_S = 2.0, 60.0
 N_STEPS = int(END_S / DT_S)

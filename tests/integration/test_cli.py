@@ -22,7 +22,7 @@ from mpi4py import MPI
 
 from solver import analytic, compat
 from solver import __version__ as SPINE_LITT_VERSION
-from solver.config import load_case
+from solver.case_loader import load_case
 
 if MPI.COMM_WORLD.size > 1:  # pragma: no cover - these tests launch their own processes
     pytest.skip("CLI tests run serially (they start mpiexec themselves)", allow_module_level=True)

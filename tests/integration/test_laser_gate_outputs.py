@@ -9,7 +9,7 @@ import csv
 import pytest
 
 from solver import simulation
-from solver.config import parse_case
+from solver.case_loader import parse_case
 from tests.integration.test_checkpoint import case_data
 
 

@@ -19,7 +19,7 @@ import pytest
 import tomli_w
 from mpi4py import MPI
 
-from solver.config import load_case
+from solver.case_loader import load_case
 
 if MPI.COMM_WORLD.size > 1:  # pragma: no cover - these tests launch their own processes
     pytest.skip("CLI tests run serially", allow_module_level=True)

@@ -90,7 +90,7 @@ def test_comparison_can_fail():
 @pytest.mark.mpi
 @pytest.mark.parametrize("key, path, overrides", rec.all_runs(), ids=[k for k, _, _ in rec.all_runs()])
 def test_case_results_unchanged(key, path, overrides, shared_tmp, comm):
-    from solver.config import load_case
+    from solver.case_loader import load_case
     from solver.simulation import run_case
 
     assert key in REFERENCE, f"{key}: not in the reference; run scripts/record_case_results.py"

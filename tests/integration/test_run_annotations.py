@@ -8,7 +8,7 @@ import copy
 
 import pytest
 
-from solver.config import parse_case
+from solver.case_loader import parse_case
 from solver.simulation import run_case
 
 BASE = {

@@ -65,6 +65,22 @@ def test_failure_on_one_rank_ends_both(mpiexec_exe, bioheat_cmd, cli_env, case_d
     assert not [p for p in case_dir.iterdir() if p.name.startswith(".out.")], "partial folder left"
 
 
+@pytest.mark.parametrize("point", ["startup", "time_loop"])
+def test_uncaught_exception_on_rank_1_ends_both_ranks(mpiexec_exe, bioheat_cmd, cli_env, case_dir, point):
+    """An exception no handler expects (a bug), raised on rank 1 only: 'startup' escapes
+    main() (the sys.excepthook net), 'time_loop' reaches main's last handler. Both end every
+    rank with MPI_Abort and rank 1's message; no hang, no result folder."""
+    out = case_dir / "out"
+    r, wall = _mpirun(mpiexec_exe, bioheat_cmd, cli_env, "run", "case.toml", "--out", out, "--quiet",
+                      "--no-report", fault=f"{point}@1:uncaught", cwd=case_dir)
+    assert r.returncode != 0, r.stdout + r.stderr
+    assert f"injected uncaught exception at '{point}' on rank 1" in r.stderr, r.stderr
+    assert "internal error InjectedBug (rank 1 of 2)" in r.stderr, r.stderr
+    assert wall < DEADLINE_S
+    assert not out.exists()
+    assert not [p for p in case_dir.iterdir() if p.name.startswith(".out.")], "partial folder left"
+
+
 def test_refused_output_folder_exits_2_on_two_ranks(mpiexec_exe, bioheat_cmd, cli_env, case_dir):
     out = case_dir / "out"
     out.mkdir()

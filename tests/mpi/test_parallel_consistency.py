@@ -14,7 +14,7 @@ from mpi4py import MPI
 
 from meshes import build_mesh
 from solver.coupler import Coupler
-from solver.config import parse_case
+from solver.case_loader import parse_case
 from solver.probes import evaluate, locate
 
 pytestmark = pytest.mark.mpi

@@ -12,7 +12,7 @@ from mpi4py import MPI
 
 from solver.coupler import Coupler
 from solver.errors import SolverError
-from solver.config import parse_case
+from solver.case_loader import parse_case
 from solver.metrics import RegionNodes
 from solver.simulation import build_case_mesh
 from solver.temperature_range import TemperatureWatch

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from solver.config import CaseError, load_case, parse_case
+from solver.config import CaseError
+from solver.case_loader import load_case, parse_case
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 

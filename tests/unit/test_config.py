@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from solver import tissues as tissue_library
-from solver.config import CaseError, PointSource, load_case, parse_case
+from solver.config import CaseError, PointSource
+from solver.case_loader import load_case, parse_case
 
 ROOT = Path(__file__).resolve().parents[2]
 CASE_FILES = sorted((ROOT / "cases").glob("*.toml")) + sorted((ROOT / "cases" / "verification").glob("*.toml"))

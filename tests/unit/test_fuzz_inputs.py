@@ -22,7 +22,7 @@ hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from solver.config import load_case  # noqa: E402
+from solver.case_loader import load_case  # noqa: E402
 from solver.errors import CaseError  # noqa: E402
 from solver.limits import check_limits  # noqa: E402
 

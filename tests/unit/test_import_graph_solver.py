@@ -99,15 +99,10 @@ def test_cycle_finder_finds_a_cycle():
 
 
 def test_solver_has_no_import_cycle():
-    """Among the solver's own modules. The case schema's circle (solver.config ->
-    case_checks/file_checks -> config) belongs to the lower-layer half of issue 15 (branch i15b)
-    and is covered by test_project_has_no_import_cycle."""
-    assert [c for c in cycles(import_graph(("solver",))) if "solver.config" not in c] == []
+    """Among the solver's own modules."""
+    assert cycles(import_graph(("solver",))) == []
 
 
-@pytest.mark.xfail(strict=True, reason="meshes/loading.py <-> meshes/spine.py and solver.config -> meshes -> "
-                   "solver.case_checks -> solver.config: removed by the lower-layer half of issue 15 "
-                   "(branch i15b); drop this marker when it is merged")
 def test_project_has_no_import_cycle():
     assert cycles(import_graph()) == []
 

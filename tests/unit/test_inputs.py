@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import tomli_w
 
-from solver.config import load_case
+from solver.case_loader import load_case
 from solver.errors import CaseError
 from solver.inputs import DATA_DIRS_ENV, MAX_NESTING
 

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 import tomli_w
 
-from solver.config import CaseError, load_case, parse_case
+from solver.config import CaseError
+from solver.case_loader import load_case, parse_case
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "cases" / "laser_980nm_15W_muscle.toml"

@@ -11,7 +11,7 @@ import pytest
 from mpi4py import MPI
 
 from solver import limits
-from solver.config import parse_case
+from solver.case_loader import parse_case
 from solver.errors import CaseError, OutputError
 from solver.limits import Limits, check_free_space, check_limits, estimate_cells, estimate_output_bytes
 
@@ -110,7 +110,7 @@ def test_cell_estimate_is_at_most_the_real_count_and_close(geometry, tmp_path_fa
 @pytest.mark.parametrize("name", ["spine/T8_lytic_intact.toml", "laser_980nm_15W_muscle.toml"])
 def test_estimate_is_below_the_real_mesh_of_shipped_cases(name):
     """Measured: T8 37.6k estimated vs 80.4k cells, laser case 16.3k vs 24.8k."""
-    from solver.config import load_case
+    from solver.case_loader import load_case
     from solver.simulation import build_case_mesh
 
     case = load_case(ROOT / "cases" / name)

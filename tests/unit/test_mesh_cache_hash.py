@@ -12,7 +12,7 @@ from mpi4py import MPI
 
 from meshes import build_mesh
 from meshes.cache import digest_file, file_sha256, validate_cached
-from solver.config import parse_case
+from solver.case_loader import parse_case
 
 COMM = MPI.COMM_WORLD
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from solver.config import load_case
+from solver.case_loader import load_case
 from solver.optics import OPTICAL_TABLE
 
 CASE = Path(__file__).resolve().parents[2] / "cases" / "spine" / "T6_lytic_track.toml"

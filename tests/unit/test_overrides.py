@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from solver.cli import main
-from solver.config import CaseError, load_case
+from solver.config import CaseError
+from solver.case_loader import load_case
 from solver.overrides import OverrideError, apply_overrides, parse_path, parse_value
 
 ROOT = Path(__file__).resolve().parents[2]

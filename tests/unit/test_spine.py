@@ -16,7 +16,8 @@ from solver.compat import coordinate_map
 from meshes import CatheterCavity, build_mesh, region_volumes, surface_areas
 from meshes import spine_dimensions as sd
 from meshes.spine import cell_quality, spine_mesh_statistics
-from solver.config import CaseError, SpineGeometry, parse_case
+from solver.config import CaseError, SpineGeometry
+from solver.case_loader import parse_case
 
 COARSE = dict(mesh_size_m=0.006, tip_size_m=0.002, cortex_size_m=0.002, cord_size_m=0.002)
 INSIDE = {"name": "tumour", "center_m": [0.004, 0.0, 0.0], "semi_axes_m": [0.006, 0.006, 0.006]}

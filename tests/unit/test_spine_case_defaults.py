@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 
 from meshes import spine_dimensions as sd
-from solver.config import SPINE_DEFAULT_TISSUES, CaseError, parse_case
+from solver.config import SPINE_DEFAULT_TISSUES, CaseError
+from solver.case_loader import parse_case
 
 
 def _case(level="T6", **applicator) -> dict:

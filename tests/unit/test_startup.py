@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from solver.config import parse_case
+from solver.case_loader import parse_case
 from solver.startup import DAMPED_STEPS, DampedStart, discontinuity_times, schedule_jumps
 
 

@@ -13,7 +13,8 @@ from mpi4py import MPI
 from meshes.structured import structured_box
 from solver.coupler import Coupler
 from solver.errors import SolverError
-from solver.config import CaseError, load_case, parse_case
+from solver.config import CaseError
+from solver.case_loader import load_case, parse_case
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 REASON = ["time.mode = 'steady'", "no steady state exists", "nothing removes heat",

@@ -51,7 +51,7 @@ def test_plan_is_stable_and_writes_resolved_cases(tmp_path):
     assert m1["run_ids"] == m2["run_ids"] and len(set(m1["run_ids"])) == 6
     # planning again into the same folder keeps it; the run id is the resolved case's hash
     assert plan(spec, tmp_path / "a")["run_ids"] == m1["run_ids"]
-    from solver.config import load_case
+    from solver.case_loader import load_case
 
     for rid in m1["run_ids"]:
         case = load_case(tmp_path / "a" / "runs" / rid / "case.toml")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from solver import tissues
-from solver.config import parse_case
+from solver.case_loader import parse_case
 
 # docs/MODEL.md section 4, the same numbers:
 # tissue: (rho kg/m3, c J/kg/K, k W/m/K, w 1/s, W W/m3/K)

@@ -15,7 +15,7 @@ import math
 import pytest
 
 from solver.analytic import hot_sphere_radius
-from solver.config import parse_case
+from solver.case_loader import parse_case
 from solver.damage import ARRHENIUS_SETS, GAS_CONSTANT_J_PER_MOLK, KELVIN
 from solver.simulation import run_case
 

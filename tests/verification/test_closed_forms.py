@@ -14,7 +14,7 @@ from mpi4py import MPI
 from meshes import build_mesh
 from solver.analytic import observed_orders, pennes_slab, pennes_uniform_transient
 from solver.coupler import Coupler
-from solver.config import load_case, parse_case
+from solver.case_loader import load_case, parse_case
 from solver.probes import evaluate, locate
 
 from ..conftest import CASES

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from mpi4py import MPI
 
-from solver.config import CaseError, parse_case
+from solver.config import CaseError
+from solver.case_loader import parse_case
 from solver.simulation import run_case
 
 pytestmark = pytest.mark.mpi

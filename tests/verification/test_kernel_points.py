@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from mpi4py import MPI
 
-from solver.config import load_case, parse_case
+from solver.case_loader import load_case, parse_case
 from solver.light import segment_fluence_infinite
 from solver.light_kernel import default_emitter_count, emitter_points, kernel_fluence_numpy
 from solver.optics import OpticalProperties

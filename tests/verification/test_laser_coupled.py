@@ -33,7 +33,7 @@ from meshes.structured import structured_box
 from solver.analytic import observed_orders
 from solver.bioheat import LoadTerm
 from solver.coupler import Coupler
-from solver.config import parse_case
+from solver.case_loader import parse_case
 from solver.light import LightProblem
 from solver.optics import OpticalProperties
 

@@ -16,7 +16,7 @@ from meshes import build_mesh
 from meshes.structured import structured_box
 from solver.analytic import observed_orders
 from solver.coupler import Coupler
-from solver.config import load_case, parse_case
+from solver.case_loader import load_case, parse_case
 
 from ..conftest import CASES
 

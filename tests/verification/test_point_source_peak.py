@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from solver import analytic
-from solver.config import parse_case
+from solver.case_loader import parse_case
 from solver.simulation import run_case
 from solver.tissues import library
 

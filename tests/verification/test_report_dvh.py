@@ -11,7 +11,7 @@ import math
 import numpy as np
 import pytest
 
-from solver.config import parse_case
+from solver.case_loader import parse_case
 from solver.sampling import WINDOW_MARGIN_M
 from solver.simulation import run_case
 

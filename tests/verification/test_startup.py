@@ -17,7 +17,7 @@ import pytest
 from mpi4py import MPI
 
 from solver.coupler import Coupler
-from solver.config import load_case, parse_case
+from solver.case_loader import load_case, parse_case
 from solver.probes import evaluate, locate
 from solver.simulation import build_case_mesh
 
