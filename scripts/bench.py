@@ -527,6 +527,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="T8 standard only, 10 steps, small box (about a minute)")
     ap.add_argument("--out", default=str(ROOT / "results" / "bench" / "bench.json"))
     ap.add_argument("--timeout", type=float, default=3600.0, help="per worker (s)")
+    ap.add_argument("--only", choices=["t8", "ratios", "box"], help="run only the measurements of this kind")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--result", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -538,6 +539,8 @@ def main() -> None:
     results = []
     t0 = time.perf_counter()
     for spec, ranks in plan(args.quick):
+        if args.only and spec["kind"] != args.only:
+            continue
         print(f"bench: {spec} on {ranks} rank(s) (load {load()[0]:.2f}) ...", flush=True)
         results.append(run_worker(spec, ranks, args.timeout))
     scale = scaling(results)
