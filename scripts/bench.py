@@ -528,6 +528,9 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "results" / "bench" / "bench.json"))
     ap.add_argument("--timeout", type=float, default=3600.0, help="per worker (s)")
     ap.add_argument("--only", choices=["t8", "ratios", "box"], help="run only the measurements of this kind")
+    ap.add_argument("--box-n", type=int, help="cells per edge of the box case (58: 205k dofs; weak scaling: "
+                    "scale with ranks^(1/3))")
+    ap.add_argument("--ranks", type=int, help="run the box case on this many ranks only (with --only box)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--result", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -541,6 +544,12 @@ def main() -> None:
     for spec, ranks in plan(args.quick):
         if args.only and spec["kind"] != args.only:
             continue
+        if spec["kind"] == "box" and args.box_n:
+            spec = {**spec, "n": args.box_n}
+        if spec["kind"] == "box" and args.ranks:  # one box run, on the ranks asked for
+            if any(r["kind"] == "box" for r in results):
+                continue
+            ranks = args.ranks
         print(f"bench: {spec} on {ranks} rank(s) (load {load()[0]:.2f}) ...", flush=True)
         results.append(run_worker(spec, ranks, args.timeout))
     scale = scaling(results)

@@ -75,6 +75,9 @@ def _ksp(comm, A: PETSc.Mat, opts, steady: bool, prefix: str) -> PETSc.KSP:
     transient (mass-dominated, dt = 1 s): CG + Jacobi 30 ms/step, SOR 35, ICC 39, GAMG 169;
     steady: CG + ICC 0.43 s (1 rank; block-Jacobi/ICC 0.22 s on 2), Jacobi 0.47 s, GAMG 1.14 s.
     GAMG would win only on much finer meshes or much larger alpha dt / h^2.
+    T8 spine case, 64k and 139k dofs (scripts/ksp_compare.py, docs/PERFORMANCE.md): Jacobi 21-28
+    iterations; ICC 5-19 % faster on 1 rank, block-Jacobi ICC 20-30 % slower on 2; GAMG 1.5-3x
+    slower; hypre is not in the wheel's PETSc. Jacobi stays the transient default.
     """
     ksp = PETSc.KSP().create(comm)
     ksp.setOptionsPrefix(prefix)  # users may still tune it with -<prefix>ksp_... options
