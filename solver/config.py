@@ -357,8 +357,8 @@ class SpineGeometry(_Model):
     resolution: Literal["standard", "medium", "fine"] = Field(
         "standard",
         description="mesh resolution level (no unit): sets the four element sizes not given explicitly; "
-        "mesh / tip / cortex / cord sizes in mm: standard 5 / 0.8 / 1 / 1 (about 14k nodes for T8), "
-        "medium 2.5 / 0.4 / 0.5 / 0.5 (about 70k), fine 2.5 / 0.3 / 0.35 / 0.35 (about 140k; ablation "
+        "mesh / tip / cortex / cord sizes in mm: standard 5 / 0.8 / 1 / 1 (about 13k nodes for T8), "
+        "medium 2.5 / 0.4 / 0.5 / 0.5 (about 64k), fine 2.5 / 0.3 / 0.35 / 0.35 (about 139k; ablation "
         "volume within 2 % and cord/dura maxima within 0.1 C of a finer mesh, docs/PERFORMANCE.md)",
     )
     mesh_size_m: PositiveFloat = Field(0.005, description="far-field element size (m)")
