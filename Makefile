@@ -25,10 +25,10 @@ help:
 	@echo "  make test-serial  serial test suite only"
 	@echo "  make test-mpi     mpi-marked tests only, under mpiexec -n $(NP)"
 	@echo "  make run          run a case: bioheat run $(CASE) --out $(OUT) --overwrite"
-	@echo "  make bench        scripts/bench.py"
+	@echo "  make bench        benchmark suite scripts/bench.py -> results/bench/bench.json (BENCH=quick: about a minute)"
 	@echo "  make clean        remove results/ and caches (keeps $(VENV))"
 	@echo "  make distclean    clean, and remove $(VENV)"
-	@echo "variables: VENV=$(VENV) NP=$(NP) CASE=... OUT=... PYTEST_ARGS=..."
+	@echo "variables: VENV=$(VENV) NP=$(NP) CASE=... OUT=... PYTEST_ARGS=... BENCH=full|quick"
 
 env:
 	SPINE_LITT_VENV="$(VENV)" bash scripts/setup_env.sh
@@ -66,8 +66,10 @@ test-mpi: env
 run: env
 	$(VENV)/bin/bioheat run $(CASE) --out $(OUT) --overwrite
 
+# BENCH=quick: T8 standard mesh, 10 steps, small box; BENCH=full (default): the whole suite
+BENCH   ?= full
 bench: env
-	$(PY) scripts/bench.py
+	$(PY) scripts/bench.py $(if $(filter quick,$(BENCH)),--quick,)
 
 clean:
 	rm -rf results/ .pytest_cache/ .cache/ .hypothesis/

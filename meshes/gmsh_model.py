@@ -267,10 +267,22 @@ def set_mesh_options(h: float) -> None:
     opt("Mesh.Optimize", 1)
 
 
-def generate(h: float, size_fields: Callable[[], Sequence[int | None]]) -> None:
+def generate(
+    h: float,
+    size_fields: Callable[[], Sequence[int | None]],
+    *,
+    algorithm_3d: int | None = None,
+    threads: int | None = None,
+) -> None:
     """Set the options (:func:`set_mesh_options`), make the size fields (``None`` entries are
-    dropped), use their minimum as the background size and mesh the model in 3D."""
+    dropped), use their minimum as the background size and mesh the model in 3D.
+    ``algorithm_3d`` (gmsh's Mesh.Algorithm3D, e.g. 10 = HXT) and ``threads``
+    (General.NumThreads) override gmsh's defaults when given."""
     set_mesh_options(h)
+    if algorithm_3d is not None:
+        gmsh.option.setNumber("Mesh.Algorithm3D", algorithm_3d)
+    if threads is not None:
+        gmsh.option.setNumber("General.NumThreads", threads)
     fields = [f for f in size_fields() if f is not None]
     if fields:
         fmin = gmsh.model.mesh.field.add("Min")

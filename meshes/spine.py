@@ -75,6 +75,13 @@ CORTEX_GROWTH_M = 5e-3
 # its thickness (tets about 3 times as wide as the shell is thick keep a radius ratio of
 # roughly 0.2 or better; finer would multiply the cell count).
 CORTEX_SIZE_PER_THICKNESS = 3.0
+# 3D algorithm: gmsh's HXT (Mesh.Algorithm3D = 10) instead of the primitives' Delaunay (1): on the
+# converged T8 mesh (2.5 / 0.3 / 0.35 / 0.35 mm) 12 s instead of 44 s on one thread, minimum radius
+# ratio 0.098 instead of 0.003 (docs/PERFORMANCE.md). One thread: HXT with more threads is faster
+# on an idle machine but not deterministic (the cell count changes from run to run), and a rebuilt
+# mesh must equal the cached one for `bioheat reproduce`.
+SPINE_ALGORITHM_3D = 10
+SPINE_MESH_THREADS = 1
 
 
 def spine_tags(geometry, cavities: Sequence[CatheterCavity] = ()) -> tuple[dict[str, int], dict[str, list[int]]]:
@@ -287,7 +294,10 @@ def build_spine_model(geometry, cavities: Sequence[CatheterCavity] = ()) -> None
     scale = max(lay.block_hi[i] - lay.block_lo[i] for i in range(3))
     tol = 1e-6 * scale
     add_surface_groups(owner, cavities, tol, lambda face: _outer_face(lay, face, tol), SURFACE_TAGS, "spine")
-    generate(geometry.mesh_size_m, lambda: _size_fields(geometry, lay, owner, cavities))
+    generate(
+        geometry.mesh_size_m, lambda: _size_fields(geometry, lay, owner, cavities),
+        algorithm_3d=SPINE_ALGORITHM_3D, threads=SPINE_MESH_THREADS,
+    )
 
 
 # --------------------------------------------------------------------------- cache + build

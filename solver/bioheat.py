@@ -39,7 +39,10 @@ from .startup import DampedStart
 
 KSP_NOTE = """Krylov solver chosen by measurement (scripts/bench.py, 205k P1 dofs, 2-core machine):
 transient (mass-dominated, dt = 1 s): CG + Jacobi 30 ms/step, SOR 35, ICC 39, GAMG 169;
-steady: CG + ICC 0.43 s (1 rank; block-Jacobi/ICC 0.22 s on 2), Jacobi 0.47 s, GAMG 1.14 s."""
+steady: CG + ICC 0.43 s (1 rank; block-Jacobi/ICC 0.22 s on 2), Jacobi 0.47 s, GAMG 1.14 s.
+T8 spine case, 64k and 139k dofs (scripts/ksp_compare.py, docs/PERFORMANCE.md): Jacobi 21-28
+iterations; ICC 5-19 % faster on 1 rank, block-Jacobi ICC 20-30 % slower on 2; GAMG 1.5-3x
+slower; hypre is not in the wheel's PETSc. Jacobi stays the transient default."""
 
 
 @dataclass

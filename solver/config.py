@@ -343,6 +343,17 @@ SPINE_DEFAULT_TISSUES: dict[str, str] = {
 }
 
 
+# Element sizes (m) of the spine geometry's resolution levels (SpineGeometry.resolution). "standard"
+# is the sizes the shipped cases were built with; "fine" is converged for the T8 intact case
+# (ablation volume within 2 %, critical-region maxima within 0.1 C of a finer reference mesh;
+# the study is in docs/PERFORMANCE.md).
+SPINE_RESOLUTIONS: dict[str, dict[str, float]] = {
+    "standard": {"mesh_size_m": 0.005, "tip_size_m": 0.0008, "cortex_size_m": 0.001, "cord_size_m": 0.001},
+    "medium": {"mesh_size_m": 0.0025, "tip_size_m": 0.0004, "cortex_size_m": 0.0005, "cord_size_m": 0.0005},
+    "fine": {"mesh_size_m": 0.0025, "tip_size_m": 0.0003, "cortex_size_m": 0.00035, "cord_size_m": 0.00035},
+}
+
+
 class SpineGeometry(_Model):
     """One thoracic vertebra (T2 to T12) with canal contents, discs and soft tissue.
 
@@ -360,11 +371,28 @@ class SpineGeometry(_Model):
         0.02, description="muscle around the vertebra to the outer boundary (m)"
     )
     tumour: list[SpineTumour] = Field(default_factory=list)
+    resolution: Literal["standard", "medium", "fine"] = Field(
+        "standard",
+        description="mesh resolution level (no unit): sets the four element sizes not given explicitly; "
+        "mesh / tip / cortex / cord sizes in mm: standard 5 / 0.8 / 1 / 1 (about 13k nodes for T8), "
+        "medium 2.5 / 0.4 / 0.5 / 0.5 (about 64k), fine 2.5 / 0.3 / 0.35 / 0.35 (about 139k; ablation "
+        "volume within 2 % and cord/dura maxima within 0.1 C of a finer mesh, docs/PERFORMANCE.md)",
+    )
     mesh_size_m: PositiveFloat = Field(0.005, description="far-field element size (m)")
     tip_size_m: PositiveFloat = Field(0.0008, description="element size around applicator tips (m)")
     cortex_size_m: PositiveFloat = Field(0.001, description="element size at the posterior cortex (m)")
     cord_size_m: PositiveFloat = Field(0.001, description="element size in the cord and dura (m)")
     refinement: list[Refinement] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _resolution_sizes(cls, data: Any) -> Any:
+        """Fill the element sizes the case does not give from its ``resolution`` level."""
+        if isinstance(data, dict) and data.get("resolution", "standard") in SPINE_RESOLUTIONS:
+            data = dict(data)
+            for key, value in SPINE_RESOLUTIONS[data.get("resolution", "standard")].items():
+                data.setdefault(key, value)
+        return data
 
     @field_validator("level")
     @classmethod

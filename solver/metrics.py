@@ -41,10 +41,19 @@ class RegionNodes:
         V = problem.V
         n_owned = V.dofmap.index_map.size_local
         self.nodes = {}
+        # A node belongs to a region when any cell around it does. That cell may live only on
+        # another rank (a vertex neighbour outside this rank's ghost layer), so every rank marks
+        # the nodes of its cells and the marks are summed onto the owners (reverse scatter):
+        # the node sets, and the maxima over them, do not depend on the partition.
+        from dolfinx import la
+
+        mark = fem.Function(V)
         for region, tag in problem.bundle.regions.items():
             cells = problem.bundle.cell_tags.find(tag)
-            dofs = np.unique(V.dofmap.list[cells].reshape(-1))
-            dofs = dofs[dofs < n_owned]
+            mark.x.array[:] = 0.0
+            mark.x.array[V.dofmap.list[cells].reshape(-1)] = 1.0
+            mark.x.scatter_reverse(la.InsertMode.add)
+            dofs = np.flatnonzero(mark.x.array[:n_owned] > 0.0).astype(np.int32)
             if exclude is not None:
                 dofs = dofs[~exclude[dofs]]
             self.nodes[region] = dofs

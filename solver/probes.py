@@ -46,12 +46,7 @@ def locate(mesh: dolfinx.mesh.Mesh, points, *, allow_outside: bool = False) -> L
     num_owned = mesh.topology.index_map(tdim).size_local
     tree = geometry.bb_tree(mesh, tdim, entities=np.arange(num_owned, dtype=np.int32))
     candidates = geometry.compute_collisions_points(tree, pts)
-    colliding = geometry.compute_colliding_cells(mesh, candidates, pts)
-    local_cell = np.full(n, -1, dtype=np.int32)
-    for i in range(n):
-        links = colliding.links(i)
-        if len(links) > 0:
-            local_cell[i] = links[0]
+    local_cell = _first_containing_cell(mesh, candidates, pts)
     claim = np.where(local_cell >= 0, comm.rank, comm.size).astype(np.int32)
     owner = np.empty_like(claim)
     comm.Allreduce(claim, owner, op=MPI.MIN)
@@ -60,6 +55,55 @@ def locate(mesh: dolfinx.mesh.Mesh, points, *, allow_outside: bool = False) -> L
         raise PointOutsideMesh(outside.tolist(), pts)
     cells = np.where(owner == comm.rank, local_cell, -1).astype(np.int32)
     return LocatedPoints(pts, cells, owner)
+
+
+def _first_containing_cell(mesh, candidates, pts: np.ndarray, chunk: int = 200_000) -> np.ndarray:
+    """Local index of the first candidate cell containing each point (-1: none). Not collective.
+
+    Affine tetrahedra: barycentric coordinates of all (point, candidate) pairs at once (numpy,
+    in chunks of ``chunk`` pairs); a point no candidate contains to rounding (barycentric
+    coordinates >= -1e-12) goes to DOLFINx's compute_colliding_cells, which also accepts points
+    within its distance tolerance of a cell. The same cells as compute_colliding_cells for
+    every point inside a cell, found about 100 times faster on the report's sampling grids
+    (compute_colliding_cells took 20-30 s of a 14k-node T8 run's report on this machine)."""
+    n = pts.shape[0]
+    out = np.full(n, -1, dtype=np.int32)
+    offsets = np.asarray(candidates.offsets)
+    cand = np.asarray(candidates.array, dtype=np.int32)
+    cmap, dofmap = compat.coordinate_map(mesh)
+    affine_tet = mesh.topology.cell_name() == "tetrahedron" and cmap.degree == 1
+    if affine_tet and cand.size:
+        owner_pt = np.repeat(np.arange(n), np.diff(offsets))
+        x = mesh.geometry.x
+        dofs = np.asarray(dofmap)
+        for s0 in range(0, cand.size, chunk):
+            c = cand[s0 : s0 + chunk]
+            ip = owner_pt[s0 : s0 + chunk]
+            v = x[dofs[c, :4]]  # (m, 4, 3)
+            jac = np.stack([v[:, 1] - v[:, 0], v[:, 2] - v[:, 0], v[:, 3] - v[:, 0]], axis=-1)
+            with np.errstate(all="ignore"):
+                lam = np.linalg.solve(jac, (pts[ip] - v[:, 0])[..., None])[..., 0]
+            bary_min = np.minimum(1.0 - lam.sum(axis=1), lam.min(axis=1))
+            hit = np.flatnonzero(bary_min >= -1e-12)  # NaN (degenerate cell) is no hit
+            first_pt, first = np.unique(ip[hit], return_index=True)  # first hit per point, in order
+            free = out[first_pt] < 0
+            out[first_pt[free]] = c[hit[first][free]]
+        rest = np.flatnonzero((out < 0) & (np.diff(offsets) > 0))
+    else:
+        rest = np.flatnonzero(np.diff(offsets) > 0)
+    if rest.size:
+        sub = np.ascontiguousarray(pts[rest])
+        tree_hits = [cand[offsets[i] : offsets[i + 1]] for i in rest]
+        adj = dolfinx.graph.adjacencylist(
+            np.concatenate(tree_hits).astype(np.int32),
+            np.concatenate([[0], np.cumsum([len(t) for t in tree_hits])]).astype(np.int32),
+        )
+        colliding = geometry.compute_colliding_cells(mesh, adj, sub)
+        for j, i in enumerate(rest):
+            links = colliding.links(j)
+            if len(links) > 0:
+                out[i] = links[0]
+    return out
 
 
 def evaluate(u: fem.Function, located: LocatedPoints) -> np.ndarray:

@@ -111,3 +111,36 @@ def test_track_and_distance_need_a_spine():
     data["applicator"] = [{"tip_center_m": [0, 0, 0], "direction": [0, 0, 1], "tip_to_dura_m": 0.006, "power_W": 5.0}]
     with pytest.raises(CaseError, match="tip_to_dura_m needs track"):
         parse_case(data)
+
+
+# ------------------------------------------------------------------ geometry.resolution
+
+
+def test_resolution_levels_set_the_four_sizes_and_explicit_sizes_override():
+    from solver.config import SPINE_RESOLUTIONS
+
+    # the default level is the sizes the shipped cases were built with
+    g = parse_case(_case()).geometry
+    assert g.resolution == "standard"
+    assert (g.mesh_size_m, g.tip_size_m, g.cortex_size_m, g.cord_size_m) == (0.005, 0.0008, 0.001, 0.001)
+    for level, sizes in SPINE_RESOLUTIONS.items():
+        data = _case()
+        data["geometry"]["resolution"] = level
+        g = parse_case(data).geometry
+        assert {k: getattr(g, k) for k in sizes} == sizes
+    # finer levels are finer in every size
+    std, med, fine = (SPINE_RESOLUTIONS[k] for k in ("standard", "medium", "fine"))
+    assert all(fine[k] <= med[k] <= std[k] for k in std) and fine != med != std
+    data = _case()
+    data["geometry"].update(resolution="fine", tip_size_m=0.0005)
+    g = parse_case(data).geometry
+    assert g.tip_size_m == 0.0005 and g.cord_size_m == SPINE_RESOLUTIONS["fine"]["cord_size_m"]
+
+
+def test_an_unknown_resolution_is_refused_naming_the_key_and_the_levels():
+    data = _case()
+    data["geometry"]["resolution"] = "ultra"
+    with pytest.raises(CaseError) as err:
+        parse_case(data)
+    msg = str(err.value)
+    assert "geometry.resolution" in msg and "'ultra'" in msg and "'fine'" in msg
