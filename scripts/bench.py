@@ -314,7 +314,7 @@ def worker_box(spec: dict, comm) -> dict:
 
     from meshes.structured import structured_box
     from solver.bioheat import BioheatProblem
-    from solver.config import parse_case
+    from solver.case_loader import parse_case
 
     side, radius, power, dt = 0.04, 0.006, 5.0, 1.0
     n = spec["n"]

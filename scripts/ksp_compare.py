@@ -29,7 +29,7 @@ from mpi4py import MPI
 from petsc4py import PETSc
 
 from solver.bioheat import BioheatProblem, _ksp
-from solver.config import load_case
+from solver.case_loader import load_case
 from solver.simulation import build_case_mesh
 
 CASE = Path(__file__).resolve().parents[1] / "cases" / "spine" / "T8_lytic_intact.toml"

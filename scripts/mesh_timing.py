@@ -23,7 +23,7 @@ import numpy as np
 
 from meshes.cavities import validate_cavities
 from meshes import spine
-from solver.config import load_case
+from solver.case_loader import load_case
 
 
 def main() -> None:
