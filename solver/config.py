@@ -311,7 +311,8 @@ class SpineTumour(_Model):
 OPTICAL_MODELLING_CHOICE = "modelling choice, no measurement (docs/MODEL.md section 4)"
 
 # Default tissue of each spine region (modelling choices, docs/MODEL.md section 5): the pedicles,
-# laminae and spinous process are mostly cancellous bone inside a thin cortex.
+# laminae and spinous process are mostly cancellous bone inside a thin cortex. The anterior
+# epidural region takes the tissue of geometry.anterior_epidural (ANTERIOR_EPIDURAL_TISSUES).
 SPINE_DEFAULT_TISSUES: dict[str, str] = {
     "cortical_bone": "cortical_bone",
     "cancellous_bone": "cancellous_bone",
@@ -323,22 +324,41 @@ SPINE_DEFAULT_TISSUES: dict[str, str] = {
     "csf": "csf",
     "spinal_cord": "spinal_cord",
     "muscle": "muscle",
+    "epidural_anterior": "muscle",
 }
+# geometry.anterior_epidural -> default tissue of the epidural_anterior region (docs/MODEL.md
+# section 5): the thoracic anterior epidural space holds the posterior longitudinal ligament and
+# the internal vertebral venous plexus, with little fat. The library has no ligament or venous
+# plexus entry: "ligament_venous" uses the muscle entry (water- and blood-rich soft tissue: IT'IS
+# v4.x thermal data, Cassano 2019 optics at 980 nm) as the stand-in; "fat" the fat entry.
+ANTERIOR_EPIDURAL_TISSUES: dict[str, str] = {"ligament_venous": "muscle", "fat": "fat"}
 
 
 class SpineGeometry(_Model):
     """One thoracic vertebra (T2 to T12) with canal contents, discs and soft tissue.
 
     Frame (m): origin at the centre of the vertebral body; x to the patient's left, y
-    posterior (towards the spinal canal), z cranial. Dimensions per level: round numbers after
-    Panjabi et al., Spine 1991 (table in meshes/spine_dimensions.py). Regions: cortical_bone, cancellous_bone,
+    posterior (towards the spinal canal), z cranial. Dimensions per level: the table in
+    meshes/spine_dimensions.py, each column with its source (COLUMN_SOURCES; docs/MODEL.md 5). Regions: cortical_bone, cancellous_bone,
     posterior_elements, disc_upper, disc_lower, epidural_fat, dura, csf, spinal_cord, muscle,
-    and the tumours. Surfaces: outer (the soft-tissue block), plus catheter surfaces.
+    epidural_anterior and the tumours. Surfaces: outer (the soft-tissue block), plus catheter surfaces.
     """
 
     kind: Literal["spine"]
     level: str = Field("T8", description="thoracic level T2 to T12")
-    cortical_thickness_m: PositiveFloat = Field(0.0008, le=0.003, description="cortical shell thickness (m)")
+    cortical_thickness_m: PositiveFloat = Field(
+        0.00035,
+        le=0.003,
+        description="cortical shell thickness (m); default 0.35 mm: the vertebral body shell measured directly "
+        "(Silva et al. 1994, Bone 15:409; porous, 0.2-0.5 mm; docs/MODEL.md section 5)",
+    )
+    anterior_epidural: Literal["ligament_venous", "fat"] = Field(
+        "ligament_venous",
+        description="content of the epidural space in front of the dural sac (region epidural_anterior): "
+        "ligament_venous (posterior longitudinal ligament and venous plexus; default tissue 'muscle' as the "
+        "soft-tissue stand-in) or fat (default tissue 'fat'); [regions] epidural_anterior overrides the tissue "
+        "(docs/MODEL.md section 5)",
+    )
     soft_tissue_margin_m: PositiveFloat = Field(
         0.02, description="muscle around the vertebra to the outer boundary (m)"
     )
@@ -369,7 +389,7 @@ class SpineGeometry(_Model):
     def region_names(self) -> list[str]:
         base = [
             "cortical_bone", "cancellous_bone", "posterior_elements", "disc_upper", "disc_lower",
-            "epidural_fat", "dura", "csf", "spinal_cord", "muscle",
+            "epidural_fat", "dura", "csf", "spinal_cord", "muscle", "epidural_anterior",
         ]
         return base + [t.name for t in self.tumour]
 
@@ -661,7 +681,7 @@ class Applicator(_PowerSchedule):
         le=0.03,
         description="with track: closest distance (m) from the diffusing tip to the dural sac; "
         "default: 0.006 (MD Anderson practice: probe about 6 mm from the dura), or farther where a tip "
-        "starting 2 mm inside the posterior wall cannot come that close (T10-T12)",
+        "starting 2 mm inside the posterior wall cannot come that close (T2, T9-T12)",
     )
     tip_length_m: PositiveFloat = Field(0.010, le=0.05, description="diffusing tip length (m); 3 or 10 mm exist")
     emission: Literal["uniform"] = Field("uniform", description="emission profile along the tip")
@@ -1018,6 +1038,9 @@ class Case(_Model):
         if not isinstance(regions, dict):
             return data  # reported by the normal validation
         filled = dict(SPINE_DEFAULT_TISSUES)
+        content = geom.get("anterior_epidural", "ligament_venous")
+        if isinstance(content, str) and content in ANTERIOR_EPIDURAL_TISSUES:
+            filled["epidural_anterior"] = ANTERIOR_EPIDURAL_TISSUES[content]
         for t in geom.get("tumour", []) or []:
             if isinstance(t, dict) and isinstance(t.get("name"), str):
                 filled[t["name"]] = "tumour"

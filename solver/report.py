@@ -51,6 +51,7 @@ REGION_COLOURS = {
     "dura": "#ff4fd8",
     "csf": "#9fd3ff",
     "epidural_fat": "#ffd84d",
+    "epidural_anterior": "#c0504d",
     "cortical_bone": "#f2f2f2",
     "cancellous_bone": "#bdbdbd",
     "posterior_elements": "#d9c8a9",
