@@ -439,21 +439,24 @@ def _distance_to_segment(p, a, b) -> float:
 
 
 def coolant_boundaries(case) -> list:
-    """The cooled catheter walls of cavity applicators as boundary conditions on '<name>':
-    Dirichlet at the coolant temperature, or Robin with coolant_heat_transfer_W_per_m2K."""
+    """The cooled catheter walls of cavity applicators as boundary conditions on '<name>' (the
+    whole catheter) or '<name>_tip' (cooled_surface = 'tip'; the shaft is then insulated):
+    Robin with coolant_heat_transfer_W_per_m2K (cooling = 'convective', docs/MODEL.md section 2)
+    or Dirichlet at the coolant temperature (cooling = 'fixed_temperature')."""
     from .config import DirichletBC, RobinBC
 
     out = []
     for ap in case.applicator:
         if ap.representation != "cavity":
             continue
-        if ap.coolant_heat_transfer_W_per_m2K is None:
-            out.append(DirichletBC(type="dirichlet", surface=ap.name, temperature_C=ap.coolant_temperature_C))
+        surface = ap.name if ap.cooled_surface == "catheter" else f"{ap.name}_tip"
+        if ap.cooling == "fixed_temperature":
+            out.append(DirichletBC(type="dirichlet", surface=surface, temperature_C=ap.coolant_temperature_C))
         else:
             out.append(
                 RobinBC(
                     type="robin",
-                    surface=ap.name,
+                    surface=surface,
                     heat_transfer_coefficient_W_per_m2K=ap.coolant_heat_transfer_W_per_m2K,
                     ambient_temperature_C=ap.coolant_temperature_C,
                 )

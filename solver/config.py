@@ -690,10 +690,26 @@ class Applicator(_PowerSchedule):
         "line", description="line: emitting segment in the mesh; cavity: catheter cut out of the mesh"
     )
     coolant_temperature_C: float = Field(
-        20.0, ge=0.0, le=45.0, description="coolant temperature on the catheter surface (C), cavity only"
+        20.0, ge=0.0, le=45.0, description="coolant temperature (C), cavity only (room-temperature saline)"
+    )
+    cooling: Literal["convective", "fixed_temperature"] = Field(
+        "convective",
+        description="cavity: how the coolant takes heat from the catheter wall. convective: -k dT/dn = "
+        "h (T - coolant_temperature_C) with h = coolant_heat_transfer_W_per_m2K (default "
+        "from the catheter wall and laminar coolant flow, solver/catheter.py, docs/MODEL.md section 2); "
+        "fixed_temperature: the wall held at the coolant temperature (the h -> infinity limit)",
     )
     coolant_heat_transfer_W_per_m2K: float | None = Field(
-        None, gt=0.0, description="cavity: Robin coefficient h (W/m2/K); none: surface held at the coolant temperature"
+        None,
+        gt=0.0,
+        le=1e6,
+        description="cavity, cooling = 'convective': heat-transfer coefficient h (W/m2/K) from the catheter "
+        "wall to the coolant; none: the default estimate (about 850 W/m2/K, range about 540-1380)",
+    )
+    cooled_surface: Literal["catheter", "tip"] = Field(
+        "catheter",
+        description="cavity: where the coolant acts: the whole catheter in the tissue (Visualase circulates "
+        "saline to the distal end) or only the diffusing tip (the shaft is then insulated)",
     )
     schedule_csv: str | None = Field(None, description="CSV file with columns time_s, power_W (relative to the case)")
     position: list[ApplicatorPosition] = Field(
@@ -712,8 +728,31 @@ class Applicator(_PowerSchedule):
             data["schedule"] = [[0.0, 0.0]]
         return data
 
+    @model_validator(mode="before")
+    @classmethod
+    def _default_coolant_h(cls, data: Any) -> Any:
+        """A convectively cooled cavity without a coefficient gets the default estimate, written
+        into the resolved case (solver.catheter.DEFAULT_COOLANT_HEAT_TRANSFER_W_PER_M2K)."""
+        if (
+            isinstance(data, dict)
+            and data.get("representation") == "cavity"
+            and data.get("cooling", "convective") == "convective"
+            and data.get("coolant_heat_transfer_W_per_m2K") is None
+        ):
+            from .catheter import DEFAULT_COOLANT_HEAT_TRANSFER_W_PER_M2K
+
+            data = dict(data)
+            data["coolant_heat_transfer_W_per_m2K"] = DEFAULT_COOLANT_HEAT_TRANSFER_W_PER_M2K
+        return data
+
     @model_validator(mode="after")
     def _geometry(self) -> "Applicator":
+        if self.cooling == "fixed_temperature" and self.coolant_heat_transfer_W_per_m2K is not None:
+            raise ValueError(
+                f"coolant_heat_transfer_W_per_m2K = {self.coolant_heat_transfer_W_per_m2K} is used only with "
+                "cooling = 'convective'; with cooling = 'fixed_temperature' the wall is held at "
+                "coolant_temperature_C (remove one of the two)"
+            )
         if self.track is None and self.tip_to_dura_m is not None:
             raise ValueError("tip_to_dura_m needs track = 'transpedicular' (a spine case)")
         if self.track is not None and (self.entry_m is None or self.tip_end_m is None):
