@@ -350,7 +350,7 @@ class SpineGeometry(_Model):
         0.00035,
         le=0.003,
         description="cortical shell thickness (m); default 0.35 mm: the vertebral body shell measured directly "
-        "(Silva et al. 1994, Bone 15:409; porous, 0.2-0.5 mm; docs/MODEL.md section 5)",
+        "(Silva et al. 1994, Bone 15:409: porous, thinner than 0.5 mm; docs/MODEL.md section 5)",
     )
     anterior_epidural: Literal["ligament_venous", "fat"] = Field(
         "ligament_venous",
