@@ -18,7 +18,7 @@ from .cavities import cavities_json
 # Bump when the mesh builder changes in a way that changes the mesh for the same geometry.
 # (The key also contains a hash of primitives.py, so an edited builder never reuses meshes
 # cached by an older one; the explicit version is for changes made elsewhere.)
-MESH_BUILDER_VERSION = "2"
+MESH_BUILDER_VERSION = "3"  # 3: spine anatomy from sourced per-level table, epidural_anterior region
 
 CACHE_ENV = "SPINE_LITT_MESH_CACHE"
 

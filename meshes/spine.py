@@ -5,7 +5,8 @@ they become OCC solids, are fragmented together (a conforming mesh across every 
 and each fragment is assigned a region from the fragment map, by precedence:
 
     catheter cavities (removed) > spinal_cord > csf > dura > tumours (last wins)
-    > epidural_fat (canal) > cancellous_bone > cortical_bone (body) > posterior_elements
+    > epidural_anterior (canal in front of the sac's centre) > epidural_fat (canal)
+    > cancellous_bone > cortical_bone (body) > posterior_elements
     > disc_upper > disc_lower > muscle (block)
 
 Tumours are clipped beforehand to body U (canal minus dural sac) U posterior elements, so
@@ -17,7 +18,8 @@ gmsh version and the source of this module, spine_dimensions, primitives and cav
 distributed with ``dolfinx.io.gmsh.model_to_mesh``.
 
 Cell tags: cortical_bone 1, cancellous_bone 2, posterior_elements 3, disc_upper 4,
-disc_lower 5, epidural_fat 6, dura 7, csf 8, spinal_cord 9, muscle 10, tumour i: 11 + i.
+disc_lower 5, epidural_fat 6, dura 7, csf 8, spinal_cord 9, muscle 10, epidural_anterior 11,
+tumour i: 21 + i.
 Facet tags: outer 1; cavity i: <name>_tip 100 + 2 i, <name>_shaft 101 + 2 i.
 """
 
@@ -60,10 +62,10 @@ from .quality import cell_quality  # noqa: F401  (re-exported: its old home)
 
 BASE_REGIONS = (
     "cortical_bone", "cancellous_bone", "posterior_elements", "disc_upper", "disc_lower",
-    "epidural_fat", "dura", "csf", "spinal_cord", "muscle",
+    "epidural_fat", "dura", "csf", "spinal_cord", "muscle", "epidural_anterior",
 )
 REGION_TAGS = {name: i + 1 for i, name in enumerate(BASE_REGIONS)}
-TUMOUR_TAG_BASE = 11
+TUMOUR_TAG_BASE = 21  # tumour i: 21 + i (room for more anatomical regions below)
 SURFACE_TAGS = {"outer": 1}
 
 # Size grading (m): the size fields grow linearly from their minimum to mesh_size_m over
@@ -152,6 +154,12 @@ def _assemble(geometry, lay: sd.SpineLayout, cavities: tuple[CatheterCavity, ...
     disc_up = _prism(lay.body, zb, zk)
     disc_lo = _prism(lay.body, -zk, -zb)
     canal = _prism(lay.canal, -zk, zk)
+    # the canal in front of the dural sac's centre plane: ligament and venous plexus
+    pad = 1e-3
+    ant_box = _box((lay.canal.cx - lay.canal.ax - pad, lay.canal.y_min, -zk - pad),
+                   (lay.canal.cx + lay.canal.ax + pad, lay.dura.cy, zk + pad))
+    canal_ant, _ = occ.intersect(occ.copy([canal]), [ant_box], removeObject=True, removeTool=True)
+    canal_ant = [dt for dt in canal_ant if dt[0] == 3]
     dura = _prism(lay.dura, -zk, zk)
     csf = _prism(lay.csf, -zk, zk)
     cord = _prism(lay.cord, -zk, zk)
@@ -189,6 +197,7 @@ def _assemble(geometry, lay: sd.SpineLayout, cavities: tuple[CatheterCavity, ...
     for i in reversed(range(len(tumour_parts))):
         roles.append((TUMOUR_TAG_BASE + i, tumour_parts[i]))
     roles += [
+        (REGION_TAGS["epidural_anterior"], canal_ant),
         (REGION_TAGS["epidural_fat"], [canal]),
         (REGION_TAGS["cancellous_bone"], [canc]),
         (REGION_TAGS["cortical_bone"], [body]),

@@ -8,19 +8,53 @@ Frame (m): origin at the centre of the vertebral body, x to the patient's left, 
 
 Dimension table
 ---------------
-``LEVELS`` holds, per level, ROUND NUMBERS AFTER PANJABI ET AL. 1991, SPINE 16:888, TABLES
-("Thoracic human vertebrae: quantitative three-dimensional anatomy"); CHECK AGAINST THE PAPER
-BEFORE CLINICAL USE. They were not copied from the paper (it was not at hand) but chosen to
-be consistent with its reported trends: endplate width 25 -> 40 mm and depth 16 -> 32 mm
-from T2 to T12, posterior body height 16 -> 24 mm, narrowest pedicles (about 5 mm) at T4-T6,
-pedicle height 10 -> 16 mm, transverse pedicle angle decreasing caudally (about 20 deg at
-T2 to about 0 at T12), canal about 15 x 15 mm mid-thoracic and wider at both ends.
+Per level and per column, the value and its source (``COLUMN_SOURCES`` gives the same per
+column; docs/MODEL.md section 5 the uncertainty). Where a paper could not be re-read here, the
+column says "not re-checked here": those numbers must be checked against the paper before any
+clinical use. Between the levels a paper reports, values are interpolated linearly in the
+level number (T1 = 1 ... T12 = 12); beyond its last level they are held constant. Interpolated
+and held values are model values, not measurements.
 
-Modelling choices (not from the paper): thoracic disc height 5 mm; spinal cord an ellipse
-10 mm (x) by 8 mm (y) across at every level; dura 0.5 mm thick; the dural sac leaves 1 mm of
-epidural fat anteriorly and laterally and 2.5 mm posteriorly; CSF fills the sac around the
-cord; lamina 5 mm thick; spinous process 5 mm wide and 15 mm long (straight, not inclined);
-no transverse processes, facets or ribs.
+* ``LEVELS`` (endplate width and depth, pedicle width and height, canal width): round numbers
+  consistent with the trends of Panjabi et al. 1991, Spine 16:888 (cadaveric, thoracic vertebrae;
+  the paper's tables were not at hand, values not re-checked here).
+* body height (posterior): Egwu et al. 2019, J Anat Soc India 68:110 (doi:10.4103/JASI.JASI_8_19),
+  posterior vertebral body height 17.59 mm at T2 and 20.46 mm at T9 (cadaveric, adult males),
+  interpolated between; T10-T12 Panjabi-trend round numbers, not re-checked here.
+* transverse pedicle angle: CT series. T1: 35.4 deg (Kaur et al. 2016, J Clin Orthop Trauma 7:101,
+  doi:10.1016/j.jcot.2015.12.002) and 33 deg (Demiroz and Erdem 2019, Turk Neurosurg, doi:10.5137/
+  1019-5149.JTN.26848-19.2): 34 deg; T4: 23.4 deg (Chughtai et al., Pak J Neurol Surg, CT of 200
+  patients); T12: 3 deg (Demiroz) and 4.0 deg (Chughtai): 3.5 deg. Kaur 2016 reports -9.8 deg at
+  T12 (lateral), which the other series do not: not used. Interpolated between T1, T4 and T12.
+* lamina thickness: Egwu 2019, 6.60 mm at T2 and 7.30 mm at T9, interpolated between; held at
+  7.3 mm for T10-T12 (not measured there).
+* spinal cord, transverse x anteroposterior diameter: CT myelography of 31 adults (Lee et al.,
+  Keimyung Med J 1988, 7:236): 9.1 x 7.0 mm at T1, 7.9 x 6.1 at T5, 7.3 x 6.3 at T9; T12:
+  transverse 9.4 mm, the lumbar enlargement (Frostell et al. 2016, Front Neurol 7:238,
+  doi:10.3389/fneur.2016.00238, at cord segment L3, which lies at about the T11-T12 vertebrae),
+  AP held at 6.3 mm (not re-checked). Frostell's segment T8 (8.3 +- 2.1 x 6.3 +- 2.0 mm) lies at
+  about the T6-T7 vertebrae, where the table has 7.7 x 6.2 mm: within its spread.
+* CSF behind the cord (midline, dura to cord): MRI of 50 patients (Imbelloni et al. 2010,
+  Anesth Analg 110:1494, doi:10.1213/ANE.0b013e3181d5aca6): 3.9 mm at T2, 5.8 at T5, 4.1 at
+  T10; held at 4.1 mm for T11-T12.
+* dural sac inner anteroposterior diameter (the subarachnoid space): Lee et al. 1988 (as the
+  cord): 12.9 mm at T1, 12.3 at T5, 11.6 at T9, held beyond. The CSF in front of the cord is
+  what is left: sac - cord - CSF behind, at least ``ANTERIOR_CSF_MIN_M`` (the cord lies
+  anteriorly in the sac: 0.7 to 2.1 mm in front against 3.9 to 5.8 mm behind).
+* canal depth: the larger of the Panjabi-trend round number and what the contents need
+  (anterior epidural layer + dura + sac + dura + posterior epidural fat); the sac of the
+  sources above does not fit the round numbers at T2-T9 (which CT series put at 17-21 mm:
+  Chughtai; Kaur 2016 reports 20.0 mm at its narrowest, T4/T5).
+* cortical shell: ``geometry.cortical_thickness_m`` (default 0.35 mm: Silva et al. 1994, Bone
+  15:409, direct measurement of the L1 shell, about 0.35 mm and porous; a histomorphometric
+  series gives 0.24 mm mean for the thoracic dorsal shell, Ritzel et al. 1997, J Bone Miner
+  Res 12:89).
+
+Modelling choices (not measurements): thoracic disc height 5 mm; dura 0.5 mm thick; the
+anterior epidural layer (posterior longitudinal ligament and venous plexus, ``epidural_anterior``)
+1 mm thick between the posterior wall and the dural sac, 1 mm of epidural space laterally and
+2.5 mm posteriorly (at least; more where the canal is deeper); spinous process 5 mm wide and
+15 mm long (straight, not inclined); no transverse processes, facets or ribs.
 
 Simplified shapes
 -----------------
@@ -37,11 +71,14 @@ Simplified shapes
 * Canal: an elliptic cylinder (semi-axes canal_width/2, 0.7 canal_depth, centre 0.3
   canal_depth behind the posterior wall) cut by the posterior wall plane, so it spans
   canal_depth in y; it runs through the whole block height.
-* Dural sac, CSF and cord: coaxial elliptic cylinders (dura outer, dura inner = CSF outer,
-  cord) through the whole block height.
+* Dural sac, CSF and cord: elliptic cylinders through the whole block height (dura outer,
+  dura inner = CSF outer, cord); the cord touches no wall: it sits anteriorly in the sac, with
+  the per-level CSF in front and behind (above).
+* Epidural space: the canal outside the dural sac; in front of the sac's centre plane
+  (y < dura.cy) it is ``epidural_anterior`` (ligament and veins), behind it ``epidural_fat``.
 * Posterior elements: two pedicles (boxes pedicle_width x pedicle_height along the pedicle
   axis, at the transverse angle, from 3 mm inside the body to the middle of the lamina), a
-  lamina box between the pedicle axes (half-way along), from the canal's widest point to 5 mm
+  lamina box between the pedicle axes (half-way along), from the canal's widest point to the level's lamina thickness
   behind the canal,
   and a spinous process box; minus the canal and the body.
 * Block (muscle): the bounding box of body and posterior elements plus soft_tissue_margin_m
@@ -50,6 +87,7 @@ Simplified shapes
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -58,11 +96,12 @@ import numpy as np
 
 MM = 1e-3
 
+# Round numbers consistent with the trends of Panjabi et al. 1991, Spine 16:888 (cadaveric), NOT
+# RE-CHECKED HERE against the paper's tables (mm, degrees). Columns 2 (body height), 5 (pedicle
+# angle) and 7 (canal depth) are replaced below by sourced values (LEVELS).
 # level: (endplate width x, endplate depth y, body height z, pedicle width, pedicle height,
 #         pedicle transverse angle (deg, converging anteriorly), canal width x, canal depth y)
-# ROUND NUMBERS AFTER PANJABI ET AL. 1991, SPINE 16:888, TABLES; CHECK AGAINST THE PAPER
-# BEFORE CLINICAL USE. (mm, degrees)
-LEVELS: dict[str, tuple[float, float, float, float, float, float, float, float]] = {
+PANJABI_TREND: dict[str, tuple[float, float, float, float, float, float, float, float]] = {
     "T2": (25.0, 16.0, 16.0, 6.5, 10.0, 20.0, 17.0, 15.0),
     "T3": (25.5, 18.0, 16.5, 5.5, 10.5, 15.0, 16.0, 15.0),
     "T4": (26.0, 20.0, 17.0, 5.0, 11.0, 12.0, 15.0, 15.0),
@@ -80,14 +119,108 @@ LEVEL_COLUMNS = (
     "pedicle_angle_deg", "canal_width", "canal_depth",
 )
 
+# Published values per level number (T1 = 1, ...), mm or degrees; see the module docstring.
+# Egwu et al. 2019 (doi:10.4103/JASI.JASI_8_19): posterior vertebral body height; T10-T12 from
+# PANJABI_TREND (not re-checked).
+BODY_HEIGHT_ANCHORS_MM = {2: 17.59, 9: 20.46, 10: 22.0, 11: 23.0, 12: 24.0}
+# CT series: T1 Kaur 2016 35.4 / Demiroz 2019 33; T4 Chughtai 23.4; T12 Demiroz 3 / Chughtai 4.0.
+PEDICLE_ANGLE_ANCHORS_DEG = {1: 34.0, 4: 23.4, 12: 3.5}
+# Egwu et al. 2019: lamina thickness (typical thoracic vertebrae T2-T9).
+LAMINA_THICKNESS_ANCHORS_MM = {2: 6.60, 9: 7.30}
+# Lee et al. 1988, Keimyung Med J 7:236 (CT myelography): cord transverse x AP at T1, T5, T9;
+# T12 transverse: Frostell et al. 2016 (doi:10.3389/fneur.2016.00238) segment L3; AP held.
+CORD_ANCHORS_MM = {1: (9.1, 7.0), 5: (7.9, 6.1), 9: (7.3, 6.3), 12: (9.4, 6.3)}
+# Imbelloni et al. 2010 (doi:10.1213/ANE.0b013e3181d5aca6): dura to cord behind the cord.
+CSF_POSTERIOR_ANCHORS_MM = {2: 3.9, 5: 5.8, 10: 4.1}
+# Lee et al. 1988: subarachnoid space (dural sac inner) anteroposterior diameter.
+SAC_INNER_AP_ANCHORS_MM = {1: 12.9, 5: 12.3, 9: 11.6}
+
+COLUMN_SOURCES: dict[str, str] = {
+    "endplate_width": "round number after Panjabi et al. 1991 Spine 16:888 trends; value not re-checked here",
+    "endplate_depth": "round number after Panjabi et al. 1991 Spine 16:888 trends; value not re-checked here",
+    "body_height": "Egwu et al. 2019 doi:10.4103/JASI.JASI_8_19 (posterior height, T2 17.59, T9 20.46 mm; "
+    "interpolated); T10-T12 Panjabi-trend round numbers, not re-checked here",
+    "pedicle_width": "round number after Panjabi et al. 1991 trends; value not re-checked here",
+    "pedicle_height": "round number after Panjabi et al. 1991 trends; value not re-checked here",
+    "pedicle_angle_deg": "CT series: T1 34 (Kaur 2016 doi:10.1016/j.jcot.2015.12.002: 35.4; Demiroz 2019: 33), "
+    "T4 23.4 (Chughtai, Pak J Neurol Surg), T12 3.5 (Demiroz 3, Chughtai 4.0); interpolated",
+    "canal_width": "round number after Panjabi et al. 1991 trends; value not re-checked here",
+    "canal_depth": "max(Panjabi-trend round number, contents: anterior epidural + dura + sac + dura + "
+    "posterior epidural)",
+    "lamina_thickness": "Egwu et al. 2019 (T2 6.60, T9 7.30 mm; interpolated, held for T10-T12)",
+    "cord_transverse": "Lee et al. 1988 Keimyung Med J 7:236 (T1 9.1, T5 7.9, T9 7.3 mm); T12 9.4 mm Frostell "
+    "et al. 2016 doi:10.3389/fneur.2016.00238 (segment L3); interpolated",
+    "cord_ap": "Lee et al. 1988 (T1 7.0, T5 6.1, T9 6.3 mm; interpolated, held for T10-T12)",
+    "csf_posterior": "Imbelloni et al. 2010 doi:10.1213/ANE.0b013e3181d5aca6 (T2 3.9, T5 5.8, T10 4.1 mm; "
+    "interpolated, held for T11-T12)",
+    "sac_inner_ap": "Lee et al. 1988 (T1 12.9, T5 12.3, T9 11.6 mm; interpolated, held for T10-T12); at least "
+    "cord + CSF behind + ANTERIOR_CSF_MIN_M",
+    "csf_anterior": "sac_inner_ap - cord_ap - csf_posterior (derived)",
+}
+
 # Modelling choices (see the module docstring), metres.
 DISC_HEIGHT_M = 5.0 * MM
-CORD_SEMI_AXES_M = (5.0 * MM, 4.0 * MM)  # x, y: 10 mm x 8 mm across
 DURA_THICKNESS_M = 0.5 * MM
-EPIDURAL_ANTERIOR_M = 1.0 * MM
+EPIDURAL_ANTERIOR_M = 1.0 * MM  # posterior longitudinal ligament + venous plexus layer
 EPIDURAL_LATERAL_M = 1.0 * MM
-EPIDURAL_POSTERIOR_M = 2.5 * MM
-LAMINA_THICKNESS_M = 5.0 * MM
+EPIDURAL_POSTERIOR_M = 2.5 * MM  # at least (posterior epidural fat)
+ANTERIOR_CSF_MIN_M = 0.7 * MM  # CSF in front of the cord at least (a thinner layer is not meshed well)
+
+
+def _level_number(level: str) -> int:
+    return int(level[1:])
+
+
+def _interpolate(anchors: dict[int, float], n: int) -> float:
+    """Linear interpolation in the level number between anchors; constant beyond the ends."""
+    keys = sorted(anchors)
+    if n <= keys[0]:
+        return float(anchors[keys[0]])
+    if n >= keys[-1]:
+        return float(anchors[keys[-1]])
+    for a, b in zip(keys, keys[1:]):
+        if a <= n <= b:
+            return float(anchors[a] + (anchors[b] - anchors[a]) * (n - a) / (b - a))
+    raise AssertionError(n)
+
+
+class CanalContents(NamedTuple):
+    """Per-level canal contents (mm): cord transverse and AP diameters, CSF in front of and
+    behind the cord, dural sac inner AP diameter, lamina thickness."""
+
+    cord_transverse: float
+    cord_ap: float
+    csf_anterior: float
+    csf_posterior: float
+    sac_inner_ap: float
+    lamina_thickness: float
+
+
+def _canal_contents(level: str) -> CanalContents:
+    n = _level_number(level)
+    cord_tr = _interpolate({k: v[0] for k, v in CORD_ANCHORS_MM.items()}, n)
+    cord_ap = _interpolate({k: v[1] for k, v in CORD_ANCHORS_MM.items()}, n)
+    post = _interpolate(CSF_POSTERIOR_ANCHORS_MM, n)
+    sac = max(_interpolate(SAC_INNER_AP_ANCHORS_MM, n), cord_ap + post + ANTERIOR_CSF_MIN_M / MM)
+    lam = _interpolate(LAMINA_THICKNESS_ANCHORS_MM, n)
+    return CanalContents(cord_tr, cord_ap, sac - cord_ap - post, post, sac, lam)
+
+
+def _sourced_row(level: str) -> tuple[float, ...]:
+    n = _level_number(level)
+    row = list(PANJABI_TREND[level])
+    row[2] = round(_interpolate(BODY_HEIGHT_ANCHORS_MM, n), 2)
+    row[5] = round(_interpolate(PEDICLE_ANGLE_ANCHORS_DEG, n), 2)
+    c = _canal_contents(level)
+    need = (EPIDURAL_ANTERIOR_M + 2.0 * DURA_THICKNESS_M + EPIDURAL_POSTERIOR_M) / MM + c.sac_inner_ap
+    row[7] = round(max(row[7], need), 3)
+    return tuple(row)
+
+
+# The table the geometry uses (mm, degrees; columns LEVEL_COLUMNS).
+LEVELS: dict[str, tuple[float, ...]] = {level: _sourced_row(level) for level in PANJABI_TREND}
+CANAL_CONTENTS: dict[str, CanalContents] = {level: _canal_contents(level) for level in PANJABI_TREND}
+
 SPINOUS_WIDTH_M = 5.0 * MM
 SPINOUS_LENGTH_M = 15.0 * MM
 PEDICLE_INTO_BODY_M = 3.0 * MM  # pedicle box reaches this far anterior of the canal's front
@@ -250,6 +383,41 @@ def level_dimensions(level: str) -> dict[str, float]:
     return dict(zip(LEVEL_COLUMNS, LEVELS[level]))
 
 
+@functools.cache
+def _pedicle_offset(level: str) -> float:
+    """x (m) of the left pedicle axis at the canal centre's depth (the right one is mirrored).
+
+    The medial face overlaps the canal by PEDICLE_CANAL_OVERLAP_M at the canal's widest point
+    and at the posterior wall. Between those two points the (convex) canal bulges beyond the
+    face: at steep angles (T2-T6) the face would cut up to 2 mm into it and a catheter on the
+    axis would enter the canal, so the pedicle moves laterally until the overlap is at most
+    PEDICLE_CANAL_OVERLAP_M (the axis-to-canal distance grows by cos(angle) per unit of x).
+    Depends on the level only (cached)."""
+    row = level_dimensions(level)
+    d, pw, ang, cw, cd = (row["endplate_depth"] * MM, row["pedicle_width"] * MM, row["pedicle_angle_deg"],
+                          row["canal_width"] * MM, row["canal_depth"] * MM)
+    th = math.radians(ang)
+    y_wall = 0.5 * d
+    canal = Ellipse(0.0, y_wall + CANAL_CENTRE_FRACTION * cd, 0.5 * cw, (1.0 - CANAL_CENTRE_FRACTION) * cd, y_min=y_wall)
+    y_lam_mid = y_wall + cd + 0.5 * CANAL_CONTENTS[level].lamina_thickness * MM
+    hw_cos = 0.5 * pw / math.cos(th)
+    x0 = min(
+        0.5 * cw - PEDICLE_CANAL_OVERLAP_M + hw_cos,
+        canal.half_width(y_wall) - PEDICLE_CANAL_OVERLAP_M + (canal.cy - y_wall) * math.tan(th) + hw_cos,
+    )
+    v = (math.sin(th), math.cos(th))
+    s0 = -(canal.cy - y_wall + PEDICLE_INTO_BODY_M) / math.cos(th)
+    s1 = (y_lam_mid - canal.cy) / math.cos(th)
+    poly = canal.polygon()
+    for _ in range(6):
+        axis = [np.array((x0 + s * v[0], canal.cy + s * v[1])) for s in (s0, s1)]
+        deficit = 0.5 * pw - PEDICLE_CANAL_OVERLAP_M - segment_distance_2d(poly, *axis)
+        if deficit <= 1e-7:
+            break
+        x0 += deficit / math.cos(th) + 1e-7
+    return float(x0)
+
+
 def layout(geometry) -> SpineLayout:
     """The shapes of ``geometry`` (a :class:`solver.config.SpineGeometry`, or anything with
     ``level``, ``cortical_thickness_m`` and ``soft_tissue_margin_m``)."""
@@ -265,30 +433,27 @@ def layout(geometry) -> SpineLayout:
 
     y_wall = 0.5 * d
     canal = Ellipse(0.0, y_wall + CANAL_CENTRE_FRACTION * cd, 0.5 * cw, (1.0 - CANAL_CENTRE_FRACTION) * cd, y_min=y_wall)
-    bs = 0.5 * (cd - EPIDURAL_ANTERIOR_M - EPIDURAL_POSTERIOR_M)
+    contents = CANAL_CONTENTS[geometry.level]
+    bs = 0.5 * contents.sac_inner_ap * MM + DURA_THICKNESS_M  # sac outer semi-axis (y)
     ys = y_wall + EPIDURAL_ANTERIOR_M + bs
     as_ = canal.half_width(ys) - EPIDURAL_LATERAL_M
     dura = Ellipse(0.0, ys, as_, bs)
     csf = Ellipse(0.0, ys, as_ - DURA_THICKNESS_M, bs - DURA_THICKNESS_M)
-    cord = Ellipse(0.0, ys, *CORD_SEMI_AXES_M)
+    # the cord lies anteriorly in the sac: csf_anterior in front of it, csf_posterior behind
+    cord_cy = y_wall + EPIDURAL_ANTERIOR_M + DURA_THICKNESS_M + (contents.csf_anterior + 0.5 * contents.cord_ap) * MM
+    cord = Ellipse(0.0, cord_cy, 0.5 * contents.cord_transverse * MM, 0.5 * contents.cord_ap * MM)
+    lamina_t = contents.lamina_thickness * MM
 
     th = math.radians(ang)
-    y_lam_back = y_wall + cd + LAMINA_THICKNESS_M
-    y_lam_mid = y_wall + cd + 0.5 * LAMINA_THICKNESS_M
+    y_lam_back = y_wall + cd + lamina_t
+    y_lam_mid = y_wall + cd + 0.5 * lamina_t
+    x0 = _pedicle_offset(geometry.level)
     peds = []
     for side in (1.0, -1.0):
-        # the medial face overlaps the canal by PEDICLE_CANAL_OVERLAP_M both at the canal's
-        # widest point and at the posterior wall (the canal is convex: in between too)
-        hw_cos = 0.5 * pw / math.cos(th)
-        x0 = min(
-            0.5 * cw - PEDICLE_CANAL_OVERLAP_M + hw_cos,
-            canal.half_width(y_wall) - PEDICLE_CANAL_OVERLAP_M + (canal.cy - y_wall) * math.tan(th) + hw_cos,
-        )
-        p0 = (side * x0, canal.cy)
         v = (side * math.sin(th), math.cos(th))
         s0 = -(canal.cy - y_wall + PEDICLE_INTO_BODY_M) / math.cos(th)
         s1 = (y_lam_mid - canal.cy) / math.cos(th)
-        peds.append(Box2(p0, v, 0.5 * pw, s0, s1, 0.5 * ph))
+        peds.append(Box2((side * x0, canal.cy), v, 0.5 * pw, s0, s1, 0.5 * ph))
     x_ped = float(max(np.max(np.abs(p.corners_xy()[:, 0])) for p in peds))
     # lamina sides through the pedicle axis half-way between the canal's widest point and the
     # pedicle's posterior end: inside the pedicle over the lamina's whole depth (about 1 mm or
@@ -366,7 +531,7 @@ def region_at(geometry, p, lay: SpineLayout | None = None) -> str | None:
         if in_tumour(tum, p) and (in_body(lay, p) or in_canal(lay, p) or in_posterior_elements(lay, p)):
             return tum.name
     if in_canal(lay, p):
-        return "epidural_fat"
+        return "epidural_anterior" if y < lay.dura.cy else "epidural_fat"
     if in_body(lay, p):
         return "cancellous_bone" if in_cancellous(lay, p) else "cortical_bone"
     if in_posterior_elements(lay, p):
@@ -486,7 +651,7 @@ def validate_spine(geometry) -> SpineLayout:
     key and value."""
     lay = layout(geometry)
     names = {"cortical_bone", "cancellous_bone", "posterior_elements", "disc_upper", "disc_lower",
-             "epidural_fat", "dura", "csf", "spinal_cord", "muscle"}
+             "epidural_fat", "dura", "csf", "spinal_cord", "muscle", "epidural_anterior"}
     seen: set[str] = set()
     for i, tum in enumerate(geometry.tumour):
         c = list(tum.center_m)

@@ -328,7 +328,8 @@ class SpineTumour(_Model):
 OPTICAL_MODELLING_CHOICE = "modelling choice, no measurement (docs/MODEL.md section 4)"
 
 # Default tissue of each spine region (modelling choices, docs/MODEL.md section 5): the pedicles,
-# laminae and spinous process are mostly cancellous bone inside a thin cortex.
+# laminae and spinous process are mostly cancellous bone inside a thin cortex. The anterior
+# epidural region takes the tissue of geometry.anterior_epidural (ANTERIOR_EPIDURAL_TISSUES).
 SPINE_DEFAULT_TISSUES: dict[str, str] = {
     "cortical_bone": "cortical_bone",
     "cancellous_bone": "cancellous_bone",
@@ -340,7 +341,14 @@ SPINE_DEFAULT_TISSUES: dict[str, str] = {
     "csf": "csf",
     "spinal_cord": "spinal_cord",
     "muscle": "muscle",
+    "epidural_anterior": "muscle",
 }
+# geometry.anterior_epidural -> default tissue of the epidural_anterior region (docs/MODEL.md
+# section 5): the thoracic anterior epidural space holds the posterior longitudinal ligament and
+# the internal vertebral venous plexus, with little fat. The library has no ligament or venous
+# plexus entry: "ligament_venous" uses the muscle entry (water- and blood-rich soft tissue: IT'IS
+# v4.x thermal data, Cassano 2019 optics at 980 nm) as the stand-in; "fat" the fat entry.
+ANTERIOR_EPIDURAL_TISSUES: dict[str, str] = {"ligament_venous": "muscle", "fat": "fat"}
 
 
 # Element sizes (m) of the spine geometry's resolution levels (SpineGeometry.resolution). "standard"
@@ -358,15 +366,27 @@ class SpineGeometry(_Model):
     """One thoracic vertebra (T2 to T12) with canal contents, discs and soft tissue.
 
     Frame (m): origin at the centre of the vertebral body; x to the patient's left, y
-    posterior (towards the spinal canal), z cranial. Dimensions per level: round numbers after
-    Panjabi et al., Spine 1991 (table in meshes/spine_dimensions.py). Regions: cortical_bone, cancellous_bone,
+    posterior (towards the spinal canal), z cranial. Dimensions per level: the table in
+    meshes/spine_dimensions.py, each column with its source (COLUMN_SOURCES; docs/MODEL.md 5). Regions: cortical_bone, cancellous_bone,
     posterior_elements, disc_upper, disc_lower, epidural_fat, dura, csf, spinal_cord, muscle,
-    and the tumours. Surfaces: outer (the soft-tissue block), plus catheter surfaces.
+    epidural_anterior and the tumours. Surfaces: outer (the soft-tissue block), plus catheter surfaces.
     """
 
     kind: Literal["spine"]
     level: str = Field("T8", description="thoracic level T2 to T12")
-    cortical_thickness_m: PositiveFloat = Field(0.0008, le=0.003, description="cortical shell thickness (m)")
+    cortical_thickness_m: PositiveFloat = Field(
+        0.00035,
+        le=0.003,
+        description="cortical shell thickness (m); default 0.35 mm: the vertebral body shell measured directly "
+        "(Silva et al. 1994, Bone 15:409: porous, thinner than 0.5 mm; docs/MODEL.md section 5)",
+    )
+    anterior_epidural: Literal["ligament_venous", "fat"] = Field(
+        "ligament_venous",
+        description="content of the epidural space in front of the dural sac (region epidural_anterior): "
+        "ligament_venous (posterior longitudinal ligament and venous plexus; default tissue 'muscle' as the "
+        "soft-tissue stand-in) or fat (default tissue 'fat'); [regions] epidural_anterior overrides the tissue "
+        "(docs/MODEL.md section 5)",
+    )
     soft_tissue_margin_m: PositiveFloat = Field(
         0.02, description="muscle around the vertebra to the outer boundary (m)"
     )
@@ -412,7 +432,7 @@ class SpineGeometry(_Model):
     def region_names(self) -> list[str]:
         base = [
             "cortical_bone", "cancellous_bone", "posterior_elements", "disc_upper", "disc_lower",
-            "epidural_fat", "dura", "csf", "spinal_cord", "muscle",
+            "epidural_fat", "dura", "csf", "spinal_cord", "muscle", "epidural_anterior",
         ]
         return base + [t.name for t in self.tumour]
 
@@ -706,7 +726,7 @@ class Applicator(_PowerSchedule):
         le=0.03,
         description="with track: closest distance (m) from the diffusing tip to the dural sac; "
         "default: 0.006 (MD Anderson practice: probe about 6 mm from the dura), or farther where a tip "
-        "starting 2 mm inside the posterior wall cannot come that close (T10-T12)",
+        "starting 2 mm inside the posterior wall cannot come that close (T2, T9-T12)",
     )
     tip_length_m: PositiveFloat = Field(0.010, le=0.05, description="diffusing tip length (m); 3 or 10 mm exist")
     emission: Literal["uniform"] = Field("uniform", description="emission profile along the tip")
@@ -715,10 +735,26 @@ class Applicator(_PowerSchedule):
         "line", description="line: emitting segment in the mesh; cavity: catheter cut out of the mesh"
     )
     coolant_temperature_C: float = Field(
-        20.0, ge=0.0, le=45.0, description="coolant temperature on the catheter surface (C), cavity only"
+        20.0, ge=0.0, le=45.0, description="coolant temperature (C), cavity only (room-temperature saline)"
+    )
+    cooling: Literal["convective", "fixed_temperature"] = Field(
+        "convective",
+        description="cavity: how the coolant takes heat from the catheter wall. convective: -k dT/dn = "
+        "h (T - coolant_temperature_C) with h = coolant_heat_transfer_W_per_m2K (default "
+        "from the catheter wall and laminar coolant flow, solver/catheter.py, docs/MODEL.md section 2); "
+        "fixed_temperature: the wall held at the coolant temperature (the h -> infinity limit)",
     )
     coolant_heat_transfer_W_per_m2K: float | None = Field(
-        None, gt=0.0, description="cavity: Robin coefficient h (W/m2/K); none: surface held at the coolant temperature"
+        None,
+        gt=0.0,
+        le=1e6,
+        description="cavity, cooling = 'convective': heat-transfer coefficient h (W/m2/K) from the catheter "
+        "wall to the coolant; none: the default estimate (about 850 W/m2/K, range about 540-1380)",
+    )
+    cooled_surface: Literal["catheter", "tip"] = Field(
+        "catheter",
+        description="cavity: where the coolant acts: the whole catheter in the tissue (Visualase circulates "
+        "saline to the distal end) or only the diffusing tip (the shaft is then insulated)",
     )
     schedule_csv: str | None = Field(None, description="CSV file with columns time_s, power_W (relative to the case)")
     position: list[ApplicatorPosition] = Field(
@@ -741,8 +777,31 @@ class Applicator(_PowerSchedule):
             )
         return data
 
+    @model_validator(mode="before")
+    @classmethod
+    def _default_coolant_h(cls, data: Any) -> Any:
+        """A convectively cooled cavity without a coefficient gets the default estimate, written
+        into the resolved case (solver.catheter.DEFAULT_COOLANT_HEAT_TRANSFER_W_PER_M2K)."""
+        if (
+            isinstance(data, dict)
+            and data.get("representation") == "cavity"
+            and data.get("cooling", "convective") == "convective"
+            and data.get("coolant_heat_transfer_W_per_m2K") is None
+        ):
+            from .catheter import DEFAULT_COOLANT_HEAT_TRANSFER_W_PER_M2K
+
+            data = dict(data)
+            data["coolant_heat_transfer_W_per_m2K"] = DEFAULT_COOLANT_HEAT_TRANSFER_W_PER_M2K
+        return data
+
     @model_validator(mode="after")
     def _geometry(self) -> "Applicator":
+        if self.cooling == "fixed_temperature" and self.coolant_heat_transfer_W_per_m2K is not None:
+            raise ValueError(
+                f"coolant_heat_transfer_W_per_m2K = {self.coolant_heat_transfer_W_per_m2K} is used only with "
+                "cooling = 'convective'; with cooling = 'fixed_temperature' the wall is held at "
+                "coolant_temperature_C (remove one of the two)"
+            )
         if self.track is None and self.tip_to_dura_m is not None:
             raise ValueError("tip_to_dura_m needs track = 'transpedicular' (a spine case)")
         if self.track is not None and (self.entry_m is None or self.tip_end_m is None):
@@ -1078,6 +1137,9 @@ class Case(_Model):
         if not isinstance(regions, dict):
             return data  # reported by the normal validation
         filled = dict(SPINE_DEFAULT_TISSUES)
+        content = geom.get("anterior_epidural", "ligament_venous")
+        if isinstance(content, str) and content in ANTERIOR_EPIDURAL_TISSUES:
+            filled["epidural_anterior"] = ANTERIOR_EPIDURAL_TISSUES[content]
         for t in geom.get("tumour", []) or []:
             if isinstance(t, dict) and isinstance(t.get("name"), str):
                 filled[t["name"]] = "tumour"
@@ -1408,19 +1470,23 @@ class Case(_Model):
         return [r for r in self.regions if r in declared]
 
     def coolant_boundaries(self) -> list["DirichletBC | RobinBC"]:
-        """The cooled catheter walls of cavity applicators as boundary conditions on '<name>':
-        Dirichlet at the coolant temperature, or Robin with coolant_heat_transfer_W_per_m2K."""
+        """The cooled catheter walls of cavity applicators as boundary conditions on '<name>' (the
+        whole catheter) or '<name>_tip' (cooled_surface = 'tip'; the shaft is then insulated):
+        Robin with coolant_heat_transfer_W_per_m2K (cooling = 'convective', docs/MODEL.md
+        section 2) or Dirichlet at the coolant temperature (cooling = 'fixed_temperature')."""
         out: list[DirichletBC | RobinBC] = []
         for ap in self.applicator:
             if ap.representation != "cavity":
                 continue
-            if ap.coolant_heat_transfer_W_per_m2K is None:
-                out.append(DirichletBC(type="dirichlet", surface=ap.name, temperature_C=ap.coolant_temperature_C))
+            tip, _shaft, whole = cavity_surface_names(ap.name)
+            surface = whole if ap.cooled_surface == "catheter" else tip
+            if ap.cooling == "fixed_temperature":
+                out.append(DirichletBC(type="dirichlet", surface=surface, temperature_C=ap.coolant_temperature_C))
             else:
                 out.append(
                     RobinBC(
                         type="robin",
-                        surface=ap.name,
+                        surface=surface,
                         heat_transfer_coefficient_W_per_m2K=ap.coolant_heat_transfer_W_per_m2K,
                         ambient_temperature_C=ap.coolant_temperature_C,
                     )

@@ -51,6 +51,7 @@ REGION_COLOURS = {
     "dura": "#ff4fd8",
     "csf": "#9fd3ff",
     "epidural_fat": "#ffd84d",
+    "epidural_anterior": "#c0504d",
     "cortical_bone": "#f2f2f2",
     "cancellous_bone": "#bdbdbd",
     "posterior_elements": "#d9c8a9",
@@ -65,6 +66,17 @@ OUTSIDE_COLOUR = "#d0d0d0"
 CATHETER_COLOUR = "#3a3a3a"
 ISOTHERM_COLOUR = "#00e5ff"
 
+
+
+def _cooling_text(ap: dict) -> str:
+    """How a cavity catheter is cooled (docs/MODEL.md section 2), for the report's inputs."""
+    if ap.get("representation") != "cavity":
+        return ""
+    where = "tip" if ap.get("cooled_surface") == "tip" else "whole catheter"
+    if ap.get("cooling") == "fixed_temperature":
+        return f" (wall held at it, {where})"
+    h = ap.get("coolant_heat_transfer_W_per_m2K")
+    return f" (convective, h {h:g} W/m2/K, {where})" if h is not None else ""
 
 
 def _num(value, fmt: str) -> str:
@@ -762,7 +774,7 @@ def report_blocks(res: Result, figures: list[str], convention: str) -> list[tupl
         rows.append((f"applicator '{ap.get('name', i)}'",
                      f"{where}; tip {1e3 * ap.get('tip_length_m', 0.01):g} mm, catheter radius "
                      f"{1e3 * ap.get('catheter_radius_m', 0):.3g} mm ({ap.get('representation', 'line')}), coolant "
-                     f"{ap.get('coolant_temperature_C', 20):g} C"))
+                     f"{ap.get('coolant_temperature_C', 20):g} C{_cooling_text(ap)}"))
         rows.append(("power", _schedule_text(ap)))
         for pos in ap.get("position", []):
             rows.append(("pull-back", f"from {pos['start_s']:g} s tip centre {_mm(pos['tip_center_m'])}"))

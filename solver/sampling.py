@@ -34,7 +34,7 @@ from .probes import evaluate, locate
 from .metrics import RegionNodes, ablation_field
 from .zone import DOSE_FLOOR_FRACTION
 
-PLANE_SPACING_M = 0.00015  # finest grid spacing (m): resolves 0.8 mm cortex, 0.3 mm dura, 0.8 mm catheter
+PLANE_SPACING_M = 0.00015  # finest grid spacing (m): resolves a 0.35 mm cortex, 0.5 mm dura, 0.8 mm catheter
 MAX_GRID = 320  # points per side at most (the spacing grows for larger windows)
 WINDOW_MARGIN_M = 0.005  # margin around the ablation zone, tip and hot spots (m)
 MIN_HALF_WIDTH_M = 0.008  # smallest half-width of a window (m)

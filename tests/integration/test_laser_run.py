@@ -87,13 +87,17 @@ def summary(out: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def cavity_runs(bioheat_cmd, cli_env, tmp_path_factory):
-    """The small demo with coolant at 20 C and, for comparison, at 37 C."""
+    """The small demo with the catheter wall held at 20 C and, for comparison, at 37 C
+    (cooling = "fixed_temperature"), and with the default convective cooling by 20 C coolant
+    (key "convective")."""
     base = tmp_path_factory.mktemp("laser_cavity")
     outs = {}
     for coolant in (20.0, 37.0):
         d = small_demo()
         d["applicator"][0]["coolant_temperature_C"] = coolant
+        d["applicator"][0]["cooling"] = "fixed_temperature"
         _, outs[coolant] = run(bioheat_cmd, cli_env, base / f"coolant{coolant:g}", d)
+    _, outs["convective"] = run(bioheat_cmd, cli_env, base / "convective", small_demo())
     return outs
 
 
@@ -167,6 +171,22 @@ def test_catheter_cooling(cavity_runs):
     assert all(c < w for c, w in zip(cols["r1mm"][1:], warm_cols["r1mm"][1:]))
     assert warm_cols["r1mm"][-1] - cols["r1mm"][-1] > 5.0
     assert summary(warm)["max_temperature_C"] > peak
+
+
+@pytest.mark.timeout(TIMEOUT)
+def test_convective_catheter_cooling_is_weaker_than_a_fixed_wall(cavity_runs):
+    """The default coolant model (h = 850 W/m2/K to 20 C coolant, docs/MODEL.md section 2)
+    removes less heat than a wall held at 20 C (its h -> infinity limit): warmer next to the
+    wall at every output time, a higher peak; the summary lists the Robin condition."""
+    fixed, conv = cavity_runs[20.0], cavity_runs["convective"]
+    _, cols_f = read_probes(fixed)
+    _, cols_c = read_probes(conv)
+    assert all(f < c for f, c in zip(cols_f["r1mm"][1:], cols_c["r1mm"][1:]))
+    assert cols_c["r1mm"][-1] - cols_f["r1mm"][-1] > 1.0
+    s = summary(conv)
+    assert s["max_temperature_C"] > summary(fixed)["max_temperature_C"]
+    bcs = [b for b in s["boundaries"] if b.get("type") == "robin"]
+    assert bcs and any("fibre" in str(b) for b in bcs), s["boundaries"]
 
 
 # --------------------------------------------------------------------------- kernel vs diffusion

@@ -1,8 +1,11 @@
 """The shipped T8 spine cases end to end (mesh, light, heat, damage, safety, report).
 
-Intact posterior cortex: the cord and dura stay within the limits (45 C, 6 CEM43).
-Breached posterior wall, same applicator and dose: the tumour conducts and transmits light
-into the epidural space and the dura exceeds 45 C, so the verdict fails.
+With the sourced anatomy (0.35 mm cortex, ligament and venous plexus in front of the dura, the
+cord anterior in the sac) and the convectively cooled catheter (issue 14), 6 W for 120 s with
+the tip 6 mm from the dura is too much in both cases: the dura safety point stops the laser and
+the dura's hottest node passes 45 C. The breached wall heats the dura and cord faster (the
+tumour conducts and transmits light into the epidural space): hotter at equal times, the laser
+stops earlier. The cord stays below 45 C.
 """
 
 from __future__ import annotations
@@ -42,12 +45,16 @@ def spine_runs(tmp_path_factory, bioheat_cmd, cli_env):
     }
 
 
-def test_intact_case_is_safe_and_ablates_the_tumour(spine_runs):
+def test_intact_case_trips_the_dura_safety_point_and_ablates_the_tumour(spine_runs):
     s = spine_runs["intact"]
-    assert s["safety"]["pass"], s["safety"]["verdict"]
+    assert not s["safety"]["pass"], s["safety"]["verdict"]
+    assert "dura" in s["safety"]["verdict"] and "spinal_cord" not in s["safety"]["verdict"].split("FAIL:")[1]
+    stops = [e for e in s["control"]["events"] if e["event"].startswith("laser stopped")]
+    assert stops and stops[0]["monitor"] == "dura_safety"
+    assert s["control"]["delivered_energy_J"] < s["control"]["requested_energy_J"]
     crit = s["damage"]["critical"]
     assert crit["spinal_cord"]["max_temperature_C"] < 45.0
-    assert crit["dura"]["max_cem43_min"] < 6.0
+    assert crit["dura"]["max_temperature_C"] > 45.0
     assert crit["spinal_cord"]["margin_m"] > 0.0  # the ablation zone does not reach the cord
     assert s["damage"]["tumour_coverage"]["tumour"] > 0.5
     assert abs(s["light"]["max_relative_imbalance"]) < 1e-8
@@ -56,22 +63,33 @@ def test_intact_case_is_safe_and_ablates_the_tumour(spine_runs):
         assert (Path(s["dir"]) / png).stat().st_size > 0
 
 
-def test_breached_wall_fails_safety_with_the_same_dose(spine_runs):
-    """Same applicator and requested dose. Intact: the whole dose runs, nothing trips, the
-    verdict passes. Breached: the tumour carries heat and light to the dura, which runs more
-    than 1 K hotter, so a safety point trips or the verdict fails (in the shipped case the
-    dura's hottest node, on its face against the tumour, exceeds 45 C while the safety point
-    0.3 mm inside the dura stays below its limit: the verdict fails)."""
+def test_breached_wall_heats_the_dura_faster_with_the_same_dose(spine_runs):
+    """Same applicator and requested dose; both runs stop on the dura safety point (see the
+    module docstring). Before either stops (60 s) the breached case's dura and cord are hotter
+    (measured +0.43 K and +0.58 K), and its safety point trips earlier (85 s against 90 s).
+    Before issue 14 (1 mm of fat in front of the dura, 0.8 mm cortex, centred cord, wall held at
+    20 C) the intact case passed and the breached dura ran 2.1 K hotter."""
+    import numpy as np
+
     intact, breached = spine_runs["intact"], spine_runs["breached"]
-    stops_i = [e for e in intact["control"]["events"] if e["event"].startswith("laser stopped")]
-    stops_b = [e for e in breached["control"]["events"] if e["event"].startswith("laser stopped")]
-    assert not stops_i and intact["safety"]["pass"]
-    assert intact["control"]["delivered_energy_J"] == pytest.approx(intact["control"]["requested_energy_J"])
     assert breached["control"]["requested_energy_J"] == pytest.approx(intact["control"]["requested_energy_J"])
-    assert stops_b or not breached["safety"]["pass"], (breached["control"], breached["safety"])
-    dura_i = intact["damage"]["critical"]["dura"]["max_temperature_C"]
-    dura_b = breached["damage"]["critical"]["dura"]["max_temperature_C"]
-    assert dura_b > dura_i + 1.0, (dura_i, dura_b)
+    assert not intact["safety"]["pass"] and not breached["safety"]["pass"]
+
+    def stop_time(run):
+        return min(e["time_s"] for e in run["control"]["events"] if e["event"].startswith("laser stopped"))
+
+    assert stop_time(breached) < stop_time(intact), (stop_time(breached), stop_time(intact))
+
+    def at(run, column, t):
+        import csv
+
+        with open(Path(run["dir"]) / "critical.csv", newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        return float(np.interp(t, [float(r["time_s"]) for r in rows], [float(r[column]) for r in rows]))
+
+    for column in ("dura.max_temperature_C", "spinal_cord.max_temperature_C"):
+        gap = at(breached, column, 60.0) - at(intact, column, 60.0)
+        assert gap > 0.2, (column, gap)
 
 
 def test_intact_case_on_two_ranks_matches_serial(spine_runs, bioheat_cmd, cli_env, mpiexec_exe, tmp_path):
@@ -178,9 +196,9 @@ def test_report_dvh_and_text(spine_runs):
         coverage = d["dvh_omega_tumour"][k] / 100.0
         # quadrature points vs the P1 indicator integral of the summary: the same ablation zone
         assert coverage == pytest.approx(run["damage"]["tumour_coverage"]["tumour"], abs=0.02)
-        # the dura's hottest node and the DVH agree: some dura volume >= 45 C only when breached
+        # the dura's hottest node and the DVH agree: some dura volume >= 45 C (both runs pass 45 C)
         T45 = np.interp(45.0, d["dvh_T_levels_C"], d["dvh_T_dura"])
-        assert (T45 > 0.0) == (name == "breached")
+        assert (T45 > 0.0) == (run["damage"]["critical"]["dura"]["max_temperature_C"] >= 45.0)
         md = (Path(run["dir"]) / "report.md").read_text()
         for needed in ("## Inputs", "6 W from 0 s to 120 s", "tip to dura", "dt 1 s", "cells", "spine-litt",
                        "commit", "Margin (critical region)", "Coverage:", "radiological"):
@@ -190,6 +208,7 @@ def test_report_dvh_and_text(spine_runs):
             "time_s,spinal_cord.max_temperature_C,spinal_cord.max_cem43_min,dura.max_temperature_C"
         )
     breached = (Path(spine_runs["breached"]["dir"]) / "report.md").read_text()
-    assert "FAIL: " in breached and "dura hottest node 45.6 C >= 45 C" in breached
+    assert "FAIL: " in breached and "dura hottest node 45.8 C >= 45 C" in breached
     intact = (Path(spine_runs["intact"]["dir"]) / "report.md").read_text()
-    assert "PASS: " in intact and "dura: peak" in intact and "after the laser went off" in intact
+    assert "FAIL: " in intact and "dura hottest node 46.0 C >= 45 C" in intact
+    assert "dura: peak" in intact and "after the laser went off" in intact

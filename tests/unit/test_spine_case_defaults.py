@@ -55,7 +55,7 @@ def test_track_places_the_tip_at_the_requested_distance_from_the_dura(level, gap
     assert (ap.tip_end_m[0] > 0) == (side == "left")  # x points to the patient's left
 
 
-@pytest.mark.parametrize("level, gap_mm, closest_mm", [("T8", 5.0, 5.74), ("T12", 7.0, 7.11)])
+@pytest.mark.parametrize("level, gap_mm, closest_mm", [("T8", 5.0, 5.86), ("T12", 7.0, 7.33)])
 def test_a_distance_the_track_cannot_reach_is_refused_with_the_closest_one(level, gap_mm, closest_mm):
     with pytest.raises(CaseError) as err:
         parse_case(_case(level, tip_to_dura_m=gap_mm * 1e-3))
