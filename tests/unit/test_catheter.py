@@ -9,7 +9,8 @@ import pytest
 
 from solver import catheter
 from solver.case_checks import coolant_boundaries
-from solver.config import CaseError, DirichletBC, RobinBC, parse_case
+from solver.case_loader import parse_case
+from solver.config import CaseError, DirichletBC, RobinBC
 
 
 def test_coefficient_is_the_series_of_wall_conduction_and_laminar_convection():

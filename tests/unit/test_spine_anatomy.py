@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 
 from meshes import spine_dimensions as sd
-from solver.config import ANTERIOR_EPIDURAL_TISSUES, SpineGeometry, parse_case
+from solver.case_loader import parse_case
+from solver.config import ANTERIOR_EPIDURAL_TISSUES, SpineGeometry
 
 MM = 1e-3
 

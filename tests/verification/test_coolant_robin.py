@@ -23,9 +23,9 @@ from mpi4py import MPI
 
 from meshes.structured import structured_box
 from solver.analytic import observed_orders
-from solver.bioheat import BioheatProblem
+from solver.coupler import Coupler
 from solver.catheter import DEFAULT_COOLANT_HEAT_TRANSFER_W_PER_M2K
-from solver.config import parse_case
+from solver.case_loader import parse_case
 
 pytestmark = pytest.mark.mpi
 
@@ -59,7 +59,7 @@ def closed_form(x, h: float):
 
 def _solve(h: float, n: int):
     width = L / n
-    problem = BioheatProblem(_case(h, width), structured_box(MPI.COMM_WORLD, (0, 0, 0), (L, width, width), (n, 1, 1)))
+    problem = Coupler(_case(h, width), structured_box(MPI.COMM_WORLD, (0, 0, 0), (L, width, width), (n, 1, 1)))
     problem.set_initial()
     problem.solve_steady()
     return problem
