@@ -38,6 +38,9 @@ PLANE_SPACING_M = 0.00015  # finest grid spacing (m): resolves a 0.35 mm cortex,
 MAX_GRID = 320  # points per side at most (the spacing grows for larger windows)
 WINDOW_MARGIN_M = 0.005  # margin around the ablation zone, tip and hot spots (m)
 MIN_HALF_WIDTH_M = 0.008  # smallest half-width of a window (m)
+# Window ends are rounded outward to multiples of this (m): the zone's box can move by a node
+# between partitions (a node's Omega next to 1 differs in the last bits), and the grid must not.
+WINDOW_QUANTUM_M = 0.0025
 PLANE_MARK_DISTANCE_M = 0.001  # probes/monitors/hot spots within this distance of a plane are drawn on it
 DVH_QUADRATURE_DEGREE = 4
 DVH_T_STEP_C = 0.05
@@ -256,6 +259,8 @@ def _window(origin, e1, e2, box, mesh_box) -> tuple[np.ndarray, np.ndarray]:
         m = (corners(mesh_box) - origin) @ e
         lo = min(c.min() - WINDOW_MARGIN_M, -MIN_HALF_WIDTH_M)
         hi = max(c.max() + WINDOW_MARGIN_M, MIN_HALF_WIDTH_M)
+        lo = WINDOW_QUANTUM_M * math.floor(lo / WINDOW_QUANTUM_M)
+        hi = WINDOW_QUANTUM_M * math.ceil(hi / WINDOW_QUANTUM_M)
         ext.append((max(lo, m.min()), min(hi, m.max())))
     h = max(PLANE_SPACING_M, max(b - a for a, b in ext) / (MAX_GRID - 1))
     # ends on multiples of h: round-off in the box (e.g. across partitions) does not move the grid
