@@ -15,6 +15,8 @@ from dolfinx import fem
 from mpi4py import MPI
 from petsc4py import PETSc
 
+from meshes.quality import min_cell_size  # noqa: F401  (the one definition; solver modules import it from here)
+
 
 def region_dofs(Q0: fem.FunctionSpace, cell_tags, regions: Mapping[str, int]) -> dict[str, np.ndarray]:
     """Local DG0 dofs (with ghosts) of every named region: {name: dof indices}. ``regions``
@@ -66,14 +68,6 @@ def assemble_vector(form, out: PETSc.Vec | None = None) -> PETSc.Vec:
         dolfinx.fem.petsc.assemble_vector(out, form)
     out.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
     return out
-
-
-def min_cell_size(mesh) -> float:
-    """Smallest cell diameter h (m) of the mesh over all ranks (inf on an empty mesh). Collective."""
-    tdim = mesh.topology.dim
-    n = mesh.topology.index_map(tdim).size_local
-    h = mesh.h(tdim, np.arange(n, dtype=np.int32))
-    return mesh.comm.allreduce(float(h.min()) if n else np.inf, op=MPI.MIN)
 
 
 def create_ksp(
