@@ -27,6 +27,8 @@ from dolfinx import fem
 from mpi4py import MPI
 from petsc4py import PETSc
 
+from meshes.cavities import cavity_surface_names
+
 from .config import Applicator, Case, CaseError
 from .fem import assemble_vector
 from .optics import OpticalProperties, diffusion_valid
@@ -112,9 +114,7 @@ class Laser:
             # Light leaves (Robin) or vanishes (zero) at the tissue's outer surfaces only. A
             # catheter wall is a natural (zero net flux) boundary for light: what re-enters the
             # catheter is re-emitted by it, so the whole emitted power goes into the tissue.
-            cavity = {f"{ap.name}_tip" for ap in self.case.applicator} | {
-                f"{ap.name}_shaft" for ap in self.case.applicator
-            }
+            cavity = {n for ap in self.case.applicator for n in cavity_surface_names(ap.name)[:2]}
             aliases = {ap.name for ap in self.case.applicator}
             outer_tags = sorted(
                 {
@@ -270,9 +270,10 @@ class Laser:
                 return self.light.unit_source_segment(start, end)
             except Exception as err:  # a tip end outside the mesh
                 raise CaseError(f"applicator[{em.index}] ({ap.name}): {err}") from None
-        tags = self.bundle.surfaces.get(f"{ap.name}_tip", []) + self.bundle.surfaces.get(f"{ap.name}_shaft", [])
+        tip, shaft, _ = cavity_surface_names(ap.name)
+        tags = self.bundle.surfaces.get(tip, []) + self.bundle.surfaces.get(shaft, [])
         if not tags:
-            raise CaseError(f"applicator[{em.index}] ({ap.name}): the mesh has no catheter surface '{ap.name}_tip'")
+            raise CaseError(f"applicator[{em.index}] ({ap.name}): the mesh has no catheter surface '{tip}'")
         x = ufl.SpatialCoordinate(self.mesh)
         a = ufl.as_vector(ap.axis)
         s = ufl.dot(x - ufl.as_vector(start), a)
