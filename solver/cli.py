@@ -374,16 +374,21 @@ def _limit_flags(p: argparse.ArgumentParser) -> None:
                    help="a folder outside the case's folder that referenced files may come from (SPINE_LITT_DATA_DIRS)")
 
 
-def _fail(err: BaseException, code: int, label: str) -> int:
+def _fail(err: BaseException, code: int, label: str, with_traceback: bool = False) -> int:
     """Report an error and return the exit code; under MPI with an error met by this rank
-    alone, print it from this rank and end every rank (MPI_Abort)."""
-    from .errors import MAX_MESSAGE_CHARS, is_collective, shorten
+    alone, print it from this rank (the message line first, then the traceback when asked) and
+    end every rank (MPI_Abort, after a moment for mpiexec to forward the output)."""
+    from .errors import MAX_MESSAGE_CHARS, abort_after_output, is_collective, shorten
 
     text = shorten(str(err), MAX_MESSAGE_CHARS)
     comm = _comm()
     if comm is not None and comm.size > 1 and not is_collective(err):
         print(f"{label} (rank {comm.rank} of {comm.size}): {text}", file=sys.stderr, flush=True)
-        comm.Abort(code)
+        if with_traceback:
+            import traceback
+
+            traceback.print_exc()
+        abort_after_output(comm, code)
         return code  # pragma: no cover - Abort does not return
     _say(f"{label}: {text}", err=True)
     return code
@@ -426,10 +431,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as err:  # a bug: traceback for the developer, and never a hang under MPI
         comm = _comm()
         if comm is not None and comm.size > 1:
-            import traceback
-
-            traceback.print_exc()
-            return _fail(err, 1, f"internal error {type(err).__name__}")
+            return _fail(err, 1, f"internal error {type(err).__name__}", with_traceback=True)
         raise
 
 

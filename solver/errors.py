@@ -201,6 +201,26 @@ def fault_point(name: str, comm=None) -> None:
             raise InjectedFault(f"injected fault at '{name}' on rank {rank} ({FAULT_ENV})")
 
 
+# Seconds between a rank's last message and MPI_Abort: the abort kills every process at once,
+# and mpiexec may drop output it has not yet forwarded (seen: the last stderr line missing).
+ABORT_OUTPUT_GRACE_S = 0.5
+
+
+def abort_after_output(comm, code: int) -> None:
+    """Flush stdout and stderr, wait ABORT_OUTPUT_GRACE_S for mpiexec to forward them, then
+    ``comm.Abort(code)`` (ends every rank; does not return)."""
+    import sys
+    import time
+
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # pragma: no cover - a closed stream must not stop the abort
+            pass
+    time.sleep(ABORT_OUTPUT_GRACE_S)
+    comm.Abort(code)
+
+
 def abort_on_uncaught(comm) -> None:
     """Install a ``sys.excepthook`` that, when ``comm`` has more than one rank, prints the
     rank, the exception and its traceback to stderr and ends every rank with
@@ -223,9 +243,8 @@ def abort_on_uncaught(comm) -> None:
             text = shorten(str(value), MAX_MESSAGE_CHARS)
             print(f"internal error {kind.__name__} (rank {comm.rank} of {comm.size}): {text}", file=sys.stderr)
             traceback.print_exception(kind, value, tb, file=sys.stderr)
-            sys.stderr.flush()
         finally:
-            comm.Abort(1)
+            abort_after_output(comm, 1)
 
     hook._spine_litt_abort = True  # type: ignore[attr-defined]
     sys.excepthook = hook
