@@ -150,7 +150,7 @@ def worker_t8(spec: dict, comm) -> dict:
     from meshes import build_mesh
     from solver.simulation import run_case
 
-    case = t8_case(spec["resolution"], spec["coagulation"], spec.get("steps"))
+    case = t8_case(spec["resolution"], spec["coagulation"], spec.get("steps"), spec.get("set", []))
     res: dict = {"kind": "t8", **spec, "ranks": comm.size}
     cavities = case.cavities()
     if spec.get("cold"):
@@ -551,6 +551,10 @@ def main() -> None:
     ap.add_argument("--box-n", type=int, help="cells per edge of the box case (58: 205k dofs; weak scaling: "
                     "scale with ranks^(1/3))")
     ap.add_argument("--ranks", type=int, help="run the box case on this many ranks only (with --only box)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a key of the T8 case in every T8 run (as bioheat run --set; repeatable), "
+                    "e.g. output.field_interval_s=5")
+    ap.add_argument("--resolution", choices=["standard", "medium", "fine"], help="T8 runs of this resolution only")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--result", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -564,6 +568,10 @@ def main() -> None:
     for spec, ranks in plan(args.quick):
         if args.only and spec["kind"] != args.only:
             continue
+        if args.resolution and spec.get("resolution", args.resolution) != args.resolution:
+            continue
+        if spec["kind"] == "t8" and args.set:
+            spec = {**spec, "set": list(args.set)}
         if spec["kind"] == "box" and args.box_n:
             spec = {**spec, "n": args.box_n}
         if spec["kind"] == "box" and args.ranks:  # one box run, on the ranks asked for
