@@ -91,28 +91,38 @@ class Phases:
 
 
 def instrument() -> Phases:
-    """Wrap the engine's per-step methods (solver.*) with phase timers."""
-    from solver import bioheat, coagulation, dose, metrics, output, sampling, simulation, temperature_range
+    """Wrap the engine's per-step methods (solver.*: the Coupler's parts and the recorders) with
+    phase timers. A recorder's after_step counts as its phase minus the nested phases it calls."""
+    from solver import bioheat, coagulation, control, dose, metrics, output, recorders, sampling, temperature_range
     from solver import laser as laser_mod
 
     ph = Phases()
-    ph.wrap(bioheat.BioheatProblem, "step", "rhs")  # what step does outside the phases below
-    ph.wrap(bioheat.BioheatProblem, "_solve", "linear_solve")
+    ph.wrap(bioheat.BioheatProblem, "advance", "rhs")  # B T^n + loads: what advance does outside the solve
+    ph.wrap(bioheat.BioheatProblem, "_finish_solve", "linear_solve")  # lift, BCs, KSP solve, scatter
     ph.wrap(dose.DoseTracker, "before_step", "dose_update")
     ph.wrap(dose.DoseTracker, "after_step", "dose_update")
     ph.wrap(coagulation.CoagulationModel, "update_operators", "coagulation_operators")
     ph.wrap(coagulation.CoagulationModel, "_maybe_refresh_light", "light_refresh")
+    # monitors: peak tracking and temperature checks, critical regions, safety points
+    ph.wrap(recorders.PeakRecorder, "after_step", "monitors")
+    ph.wrap(recorders.CriticalRegionsRecorder, "after_step", "monitors")
+    ph.wrap(recorders.ControlRecorder, "after_step", "monitors")
+    ph.wrap(recorders.ProgressRecorder, "after_step", "monitors")
     ph.wrap(temperature_range.TemperatureWatch, "check", "monitors")
     ph.wrap(temperature_range.TemperatureWatch, "max_temperature", "monitors")
     ph.wrap(metrics.CriticalTracker, "update", "monitors")
-    ph.wrap(simulation.ControlLoop, "after_step", "monitors")
+    ph.wrap(control.ControlLoop, "after_step", "monitors")
     ph.wrap(sampling.CriticalRecorder, "record", "monitors")
+    # output: field frames, probe rows (and the laser fields they show), checkpoints
+    ph.wrap(recorders.OutputRecorder, "after_step", "output")
+    ph.wrap(recorders.OutputRecorder, "close", "output")
+    ph.wrap(recorders.CheckpointRecorder, "after_step", "output")
     ph.wrap(output.FieldWriter, "write", "output")
     ph.wrap(output.FieldWriter, "close", "output")
     ph.wrap(laser_mod.Laser, "combine", "output")
-    ph.wrap(simulation, "evaluate", "output")  # probe rows (and the safety points: inside monitors)
-    ph.wrap(metrics, "compute", "metrics")
-    ph.wrap(sampling, "write_report_data", "report_data")
+    ph.wrap(recorders, "evaluate", "output")  # probe rows
+    ph.wrap(recorders, "damage_metrics", "metrics")  # solver.metrics.compute as the recorders call it
+    ph.wrap(recorders, "write_report_data", "report_data")
     return ph
 
 
@@ -140,7 +150,7 @@ def worker_t8(spec: dict, comm) -> dict:
     from meshes import build_mesh
     from solver.simulation import run_case
 
-    case = t8_case(spec["resolution"], spec["coagulation"], spec.get("steps"))
+    case = t8_case(spec["resolution"], spec["coagulation"], spec.get("steps"), spec.get("set", []))
     res: dict = {"kind": "t8", **spec, "ranks": comm.size}
     cavities = case.cavities()
     if spec.get("cold"):
@@ -200,68 +210,76 @@ def worker_t8(spec: dict, comm) -> dict:
     return res
 
 
-def tutorial_problem(problem, dt_s: float):
-    """dolfinx.fem.petsc.LinearProblem of the same backward-Euler step as ``problem`` (coagulation
-    off, constant properties): the forms written out as a tutorial would, re-assembled every solve."""
+def tutorial_problem(run, dt_s: float):
+    """dolfinx.fem.petsc.LinearProblem of the same backward-Euler step as the run's heat problem
+    (solver.coupler.Coupler; coagulation off, constant properties): the forms written out as a
+    tutorial would, re-assembled every solve. Returns (problem, T_n, per-emitter power constants)."""
     import dolfinx.fem.petsc
     import ufl
     from dolfinx import fem
     from petsc4py import PETSc
 
-    V = problem.V
-    k, rho_c, W, T_a, Q_met = (problem.props[x] for x in ("k", "rho_c", "W", "T_a", "Q_met"))
+    heat = run.heat
+    V = heat.V
+    k, rho_c, W, T_a, Q_met = (heat.props[x] for x in ("k", "rho_c", "W", "T_a", "Q_met"))
     u, v = ufl.TrialFunction(V), ufl.TestFunction(V)
-    dx = problem.dx
+    dx = heat.dx
     T_n = fem.Function(V)
-    dt = fem.Constant(problem.mesh, PETSc.ScalarType(dt_s))
-    power = fem.Constant(problem.mesh, PETSc.ScalarType(0.0))
+    dt = fem.Constant(heat.mesh, PETSc.ScalarType(dt_s))
     a = rho_c / dt * u * v * dx + k * ufl.inner(ufl.grad(u), ufl.grad(v)) * dx + W * u * v * dx
     L = (rho_c / dt * T_n + W * T_a + Q_met) * v * dx
-    for bc in problem.robin:
+    for bc in heat.robin:  # the case's Robin surfaces and the cooled catheters
+        ds = heat.surface_measure(bc.surfaces())
         h = bc.heat_transfer_coefficient_W_per_m2K
-        a += h * u * v * problem._ds(bc.surfaces())
-        L += h * bc.ambient_temperature_C * v * problem._ds(bc.surfaces())
-    for bc in problem.neumann:
-        L += bc.heat_flux_W_per_m2 * v * problem._ds(bc.surfaces())
-    if problem.laser is not None:
-        for em in problem.laser.emitters:  # heat per W of each emitter: mu_a phi_unit
-            L += power * problem.laser.light.mu_a * em.phi * v * dx
+        a += h * u * v * ds
+        L += h * bc.ambient_temperature_C * v * ds
+    for bc in heat.neumann:
+        L += bc.heat_flux_W_per_m2 * v * heat.surface_measure(bc.surfaces())
+        inner = heat.interface_measure(bc.surfaces())
+        if inner is not None:
+            L += bc.heat_flux_W_per_m2 * ufl.avg(v) * inner
+    powers = []
+    if run.laser is not None:
+        for em in run.laser.emitters:  # heat per W of each emitter: mu_a phi_unit
+            power = fem.Constant(heat.mesh, PETSc.ScalarType(0.0))
+            L += power * run.laser.light.mu_a * em.phi * v * dx
+            powers.append((em, power))
     lp = dolfinx.fem.petsc.LinearProblem(
-        a, L, bcs=problem.bcs, petsc_options_prefix="tutorial_",
-        petsc_options={"ksp_type": "cg", "pc_type": "jacobi", "ksp_rtol": problem.case.solver.rtol,
-                       "ksp_atol": problem.case.solver.atol},
+        a, L, bcs=heat.bcs, petsc_options_prefix="tutorial_",
+        petsc_options={"ksp_type": "cg", "pc_type": "jacobi", "ksp_rtol": run.case.solver.rtol,
+                       "ksp_atol": run.case.solver.atol},
     )
-    return lp, T_n, power
+    return lp, T_n, powers
 
 
 def worker_ratios(spec: dict, comm) -> dict:
     """T8 coagulation off: engine step vs tutorial-style step vs (iterations + 1) MatMult."""
     from meshes import build_mesh
-    from solver.bioheat import BioheatProblem
+    from solver.coupler import Coupler
 
     case = t8_case(spec["resolution"], False, None)
     bundle = build_mesh(case.geometry, comm, case_dir=Path(case.case_dir), cavities=case.cavities())
-    problem = BioheatProblem(case, bundle)
-    problem.set_initial()
+    problem = Coupler(case, bundle)
+    problem.initialise()
     n_eng, n_tut = spec.get("engine_steps", 20), spec.get("tutorial_steps", 3)
     dt = case.time.dt_s
-    problem.step(0.0, dt)  # first solve sets up the preconditioner
+    problem.iterate(0.0, dt)  # first solve sets up the preconditioner
     comm.Barrier()
     t0 = time.perf_counter()
     for i in range(1, n_eng + 1):
-        problem.step(i * dt, (i + 1) * dt)
+        problem.iterate(i * dt, (i + 1) * dt)
     engine = comm.allreduce(time.perf_counter() - t0, op=MPI.MAX) / n_eng
     # Pennes step alone (no dose integration): what the tutorial loop does too
     dose, problem.dose = problem.dose, None
     comm.Barrier()
     t0 = time.perf_counter()
     for i in range(n_eng + 1, 2 * n_eng + 1):
-        problem.step(i * dt, (i + 1) * dt)
+        problem.iterate(i * dt, (i + 1) * dt)
     engine_pennes = comm.allreduce(time.perf_counter() - t0, op=MPI.MAX) / n_eng
     problem.dose = dose
     its = float(sum(problem.stats.iterations[1:]) / (2 * n_eng))
     # bandwidth floor: (iterations + 1) products with A
-    x, y = problem.A.createVecs()
+    x, y = problem.heat.A.createVecs()
     x.set(1.0)
     reps = max(1, int(round(its)) + 1)
     timing = []
@@ -269,18 +287,19 @@ def worker_ratios(spec: dict, comm) -> dict:
         comm.Barrier()
         t0 = time.perf_counter()
         for _ in range(reps):
-            problem.A.mult(x, y)
+            problem.heat.A.mult(x, y)
         timing.append(comm.allreduce(time.perf_counter() - t0, op=MPI.MAX))
     floor = min(timing)
     # tutorial-style loop from the engine's current state, same power schedule
-    lp, T_n, power = tutorial_problem(problem, dt)
+    lp, T_n, powers = tutorial_problem(problem, dt)
     t_now = (2 * n_eng + 1) * dt
     T_n.x.array[:] = problem.T.x.array
     per = []
     for i in range(n_tut):
         t_old, t_new = t_now + i * dt, t_now + (i + 1) * dt
-        power.value = case.applicator[0].mean_power(t_old, t_new) if case.applicator else 0.0
-        problem.step(t_old, t_new)
+        for em, power in powers:  # the engine's power per step (the gate stays 1: no monitors run)
+            power.value = em.mean_power(t_old, t_new)
+        problem.iterate(t_old, t_new)
         comm.Barrier()
         t0 = time.perf_counter()
         Th = lp.solve()
@@ -313,8 +332,8 @@ def worker_box(spec: dict, comm) -> dict:
     from petsc4py import PETSc
 
     from meshes.structured import structured_box
-    from solver.bioheat import BioheatProblem
     from solver.case_loader import parse_case
+    from solver.coupler import Coupler
 
     side, radius, power, dt = 0.04, 0.006, 5.0, 1.0
     n = spec["n"]
@@ -335,30 +354,31 @@ def worker_box(spec: dict, comm) -> dict:
         source="bench",
     )
     t0 = time.perf_counter()
-    problem = BioheatProblem(case, bundle)
+    problem = Coupler(case, bundle)  # heat problem and its uniform-source load
     setup = comm.allreduce(time.perf_counter() - t0, op=MPI.MAX)
-    problem.set_initial()
+    problem.initialise()
     problem.dose = None  # Pennes alone, the same work as the tutorial loop
     steps, m = spec["steps"], spec["tutorial_steps"]
-    problem.step(0.0, dt)
+    problem.iterate(0.0, dt)
     comm.Barrier()
     t0 = time.perf_counter()
     for i in range(1, steps + 1):
-        problem.step(i * dt, (i + 1) * dt)
+        problem.iterate(i * dt, (i + 1) * dt)
     engine = comm.allreduce(time.perf_counter() - t0, op=MPI.MAX) / steps
     its = float(np.mean(problem.stats.iterations[1:]))
-    V = problem.V
-    k, rho_c, W, T_a = (problem.props[x] for x in ("k", "rho_c", "W", "T_a"))
+    heat = problem.heat
+    V = heat.V
+    k, rho_c, W, T_a = (heat.props[x] for x in ("k", "rho_c", "W", "T_a"))
     u, v = ufl.TrialFunction(V), ufl.TestFunction(V)
     T_n = fem.Function(V)
     T_n.x.array[:] = case.initial.temperature_C
     tag = bundle.regions["tumour"]
-    vol = comm.allreduce(fem.assemble_scalar(fem.form(fem.Constant(bundle.mesh, 1.0) * problem.dx(tag))))
+    vol = comm.allreduce(fem.assemble_scalar(fem.form(fem.Constant(bundle.mesh, 1.0) * heat.dx(tag))))
     dtc = fem.Constant(bundle.mesh, PETSc.ScalarType(dt))
-    a = rho_c / dtc * u * v * problem.dx + k * ufl.inner(ufl.grad(u), ufl.grad(v)) * problem.dx + W * u * v * problem.dx
-    L = (rho_c / dtc * T_n + W * T_a) * v * problem.dx + power / vol * v * problem.dx(tag)
+    a = rho_c / dtc * u * v * heat.dx + k * ufl.inner(ufl.grad(u), ufl.grad(v)) * heat.dx + W * u * v * heat.dx
+    L = (rho_c / dtc * T_n + W * T_a) * v * heat.dx + power / vol * v * heat.dx(tag)
     lp = dolfinx.fem.petsc.LinearProblem(
-        a, L, bcs=problem.bcs, petsc_options_prefix="tutorial_",
+        a, L, bcs=heat.bcs, petsc_options_prefix="tutorial_",
         petsc_options={"ksp_type": "cg", "pc_type": "jacobi", "ksp_rtol": 1e-8, "ksp_atol": 0.0},
     )
     total = steps + 1  # the tutorial loop runs as many steps as the engine, the last m timed
@@ -531,6 +551,10 @@ def main() -> None:
     ap.add_argument("--box-n", type=int, help="cells per edge of the box case (58: 205k dofs; weak scaling: "
                     "scale with ranks^(1/3))")
     ap.add_argument("--ranks", type=int, help="run the box case on this many ranks only (with --only box)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a key of the T8 case in every T8 run (as bioheat run --set; repeatable), "
+                    "e.g. output.field_interval_s=5")
+    ap.add_argument("--resolution", choices=["standard", "medium", "fine"], help="T8 runs of this resolution only")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--result", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -544,6 +568,10 @@ def main() -> None:
     for spec, ranks in plan(args.quick):
         if args.only and spec["kind"] != args.only:
             continue
+        if args.resolution and spec.get("resolution", args.resolution) != args.resolution:
+            continue
+        if spec["kind"] == "t8" and args.set:
+            spec = {**spec, "set": list(args.set)}
         if spec["kind"] == "box" and args.box_n:
             spec = {**spec, "n": args.box_n}
         if spec["kind"] == "box" and args.ranks:  # one box run, on the ranks asked for

@@ -149,8 +149,7 @@ def estimate_output_bytes(case, nodes: float | None) -> float:
         frames = 1.0
     else:
         steps = t.end_time_s / t.dt_s
-        interval = case.output.field_interval_s or t.output_interval_s or t.dt_s
-        every = max(1.0, round(interval / t.dt_s))
+        every = max(1.0, round(case.field_interval_s() / t.dt_s))
         frames = math.floor(steps / every) + 2  # first frame, last frame
     return frames * field_count(case) * nodes * BYTES_PER_VALUE
 
@@ -186,7 +185,7 @@ def check_limits(case, limits: Limits | None = None) -> dict:
         est["output_bytes"] = out
         if out > lim.max_output_gb * 1e9:
             raise CaseError(
-                f"output: fields every {case.output.field_interval_s or t.output_interval_s or t.dt_s:g} s "
+                f"output: fields every {case.field_interval_s():g} s "
                 f"would write about {out / 1e9:.3g} GB; allowed: at most {lim.max_output_gb:g} GB "
                 f"(set output.field_interval_s larger or output.fields = false; {ENV_OUTPUT_GB} or "
                 f"--max-output-gb raise the cap)"

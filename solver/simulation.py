@@ -71,8 +71,7 @@ def output_steps(case: Case) -> tuple[int, int]:
     """(steps between probe rows, steps between field frames)."""
     t = case.time
     every = max(1, int(round((t.output_interval_s or t.dt_s) / t.dt_s)))
-    field_interval = case.output.field_interval_s or t.output_interval_s or t.dt_s
-    every_field = max(1, int(round(field_interval / t.dt_s)))
+    every_field = max(1, int(round(case.field_interval_s() / t.dt_s)))
     return every, every_field
 
 

@@ -14,6 +14,7 @@ from solver import limits
 from solver.case_loader import parse_case
 from solver.errors import CaseError, OutputError
 from solver.limits import Limits, check_free_space, check_limits, estimate_cells, estimate_output_bytes
+from solver.simulation import output_steps
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -63,12 +64,30 @@ def test_step_cap():
 def test_field_output_cap():
     # 0.5 mm mesh: about 3e4 nodes x (T + 3 dose fields) x 8 B x 1e5 frames = 100 GB
     case = _sphere(0.0005, dt_s=0.01, end_time_s=1000.0)
+    every_step = parse_case({**case.model_dump(exclude={"case_dir"}, exclude_none=True),
+                             "output": {"field_interval_s": 0.01}})
     with pytest.raises(CaseError, match="GB.*field_interval_s"):
-        check_limits(case)
+        check_limits(every_step)
     case = parse_case({**case.model_dump(exclude={"case_dir"}, exclude_none=True),
                        "output": {"field_interval_s": 100.0}})
     check_limits(case)
     assert estimate_output_bytes(case, 1000) == (1000 // 100 + 2) * 4 * 1000 * 8
+
+
+def test_default_field_interval_is_10_s_or_the_probe_interval_if_longer():
+    # frames = floor(steps / every) + 2 (first and last); T + 3 dose fields
+    case = _sphere(0.004, dt_s=0.5, end_time_s=60.0, output_interval_s=2.0)
+    assert case.field_interval_s() == 10.0
+    assert output_steps(case) == (4, 20)
+    assert estimate_output_bytes(case, 1000) == (120 // 20 + 2) * 4 * 1000 * 8
+    case = _sphere(0.004, dt_s=1.0, end_time_s=60.0, output_interval_s=15.0)
+    assert case.field_interval_s() == 15.0 and output_steps(case) == (15, 15)
+    case = _sphere(0.004, dt_s=20.0, end_time_s=60.0)  # no probe interval: every step (dt_s)
+    assert case.field_interval_s() == 20.0 and output_steps(case) == (1, 1)
+    case = _sphere(0.004, dt_s=1.0, end_time_s=60.0, output_interval_s=2.0)
+    case = parse_case({**case.model_dump(exclude={"case_dir"}, exclude_none=True),
+                       "output": {"field_interval_s": 3.0}})
+    assert case.field_interval_s() == 3.0 and output_steps(case) == (2, 3)
 
 
 def test_free_space_is_checked_before_writing(tmp_path, monkeypatch):
