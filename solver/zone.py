@@ -62,7 +62,6 @@ class ZoneSampler:
         self.cells = np.arange(mesh.topology.index_map(tdim).size_local, dtype=np.int32)
         n = len(self.cells)
         self.n_points = len(weights)
-        self._T_expr = fem.Expression(problem.T, points)
         self.p_T = problem.T
         self._mesh = mesh
         detJ = fem.Expression(abs(ufl.JacobianDeterminant(mesh)), points).eval(mesh, self.cells)
@@ -85,9 +84,8 @@ class ZoneSampler:
         # exceeds the cell's floor (the dose floor, and for max T the lowest level asked of it).
         V = problem.V
         self._cell_dofs = V.dofmap.list[self.cells]
+        self._phi_T = basis_at_points(V, points).T  # (dofs per cell, points)
         self._overshoot = 0.0 if problem.case.solver.element_degree == 1 else 0.5
-        self._T_prev_fn = fem.Function(V)
-        self._T_prev_expr = fem.Expression(self._T_prev_fn, points)
         # compiled here, on every rank: an Expression's JIT is collective, so it must not be
         # built only where a rank happens to have cells to evaluate
         self._x_expr = fem.Expression(ufl.SpatialCoordinate(mesh), points)
@@ -98,6 +96,8 @@ class ZoneSampler:
         self.cell_floor = np.minimum(self.dose_floor, tmax_floor)
         self._was_hot = np.zeros(n, dtype=bool)
         self._bound_prev = None
+        self._floor_min = float(self.cell_floor.min()) if n else math.inf
+        self._cells_of_dof = CellsOfDof(self._cell_dofs, len(problem.T.x.array))
 
     def _dose_floor(self, case) -> np.ndarray | float:
         """Temperature (C) below which a cell's dose is not integrated, per cell.
@@ -118,24 +118,41 @@ class ZoneSampler:
             return min(43.0, 43.0 - math.log(thr * 60.0 / t_end) / math.log(0.25))
         return math.inf
 
-    def _bound(self, T_nodal: np.ndarray) -> np.ndarray:
-        """Upper bound (C) of T inside each owned cell from its nodal values: the maximum for
-        P1; for P2 the maximum plus half the range (the negative parts of the P2 vertex
-        functions sum to at most 4 x 1/8)."""
-        Tc = T_nodal[self._cell_dofs]
+    def _bound(self, T_nodal: np.ndarray, cells: np.ndarray | None = None) -> np.ndarray:
+        """Upper bound (C) of T inside each owned cell (or each of ``cells``) from its nodal
+        values: the maximum for P1; for P2 the maximum plus half the range (the negative parts
+        of the P2 vertex functions sum to at most 4 x 1/8)."""
+        Tc = T_nodal[self._cell_dofs if cells is None else self._cell_dofs[cells]]
         top = Tc.max(axis=1)
         if self._overshoot:
             top = top + self._overshoot * (top - Tc.min(axis=1))
         return top
 
-    def _eval(self, expr, cells: np.ndarray) -> np.ndarray:
-        if len(cells) == 0:
-            return np.zeros((0, self.n_points))
-        return expr.eval(self._mesh, self.cells[cells]).reshape(len(cells), self.n_points)
+    def _candidates(self, T_nodal: np.ndarray) -> np.ndarray:
+        """Sorted owned cells whose bound (_bound) may exceed their floor: the cells around a
+        node hotter than the lowest floor (P1: the bound is the nodal maximum). For P2,
+        bound = (1 + s) max - s min <= (1 + s) max - s min(T), so the node must exceed
+        (floor + s min(T)) / (1 + s); 1e-6 K lower covers rounding. Every other cell has
+        bound <= its floor, so the cost follows the heated nodes, not the mesh."""
+        if len(self.cells) == 0:
+            return np.zeros(0, dtype=np.int64)
+        thr = self._floor_min
+        if self._overshoot:
+            s = self._overshoot
+            thr = (thr + s * float(T_nodal.min())) / (1.0 + s) - 1e-6
+        if math.isnan(thr):  # a NaN floor or field: decide on every cell, as _bound does
+            return np.arange(len(self.cells))
+        return self._cells_of_dof(np.flatnonzero(T_nodal > thr))
+
+    def _at_points(self, T_nodal: np.ndarray, cells: np.ndarray) -> np.ndarray:
+        """T_h (C) of the nodal array at the quadrature points of owned ``cells``, (cells, points):
+        the Lagrange basis tabulated once at the points (basis_at_points), so per step only a
+        gather and a small matrix product."""
+        return T_nodal[self._cell_dofs[cells]] @ self._phi_T
 
     def temperature(self) -> np.ndarray:
         """T_h (C) at the quadrature points of every owned cell, shape (cells, points)."""
-        return self._eval(self._T_expr, np.arange(len(self.cells)))
+        return self._at_points(self.p_T.x.array, np.arange(len(self.cells)))
 
     def start(self) -> None:
         self.T_prev = self.temperature()
@@ -145,27 +162,40 @@ class ZoneSampler:
 
     def after_step(self, dt: float, T_prev_nodal: np.ndarray) -> None:
         """Advance the doses over a step; ``T_prev_nodal``: T (C) at the step's start, per dof."""
-        bound_now = self._bound(self.p_T.x.array)
+        T_nodal = self.p_T.x.array
+        # the bound now, on the cells where it can exceed the floor; elsewhere it is kept as
+        # the floor itself (a bound no greater than the floor is all that matters)
+        cand = self._candidates(T_nodal)
+        bound_cand = self._bound(T_nodal, cand)
+        bound_now = self.cell_floor.copy()
+        bound_now[cand] = bound_cand
+        hot = np.zeros(len(self.cells), dtype=bool)
+        hot[cand] = bound_cand > self.cell_floor[cand]
         # the bound at the step's start is the one kept from the previous step (same T)
-        hot = (bound_now > self.cell_floor) | (self._bound_prev > self.cell_floor)
+        hot |= self._bound_prev > self.cell_floor
         self._bound_prev = bound_now
         cells = np.flatnonzero(hot)
         stale = cells[~self._was_hot[cells]]  # T_prev at these points was not kept: evaluate it
         if len(stale):
-            self._T_prev_fn.x.array[:] = T_prev_nodal
-            self.T_prev[stale] = self._eval(self._T_prev_expr, stale)
-        T1 = self._eval(self._T_expr, cells)
+            self.T_prev[stale] = self._at_points(T_prev_nodal, stale)
+        T1 = self._at_points(T_nodal, cells)
         T0 = self.T_prev[cells]
         if self.omega is not None or self.cem43 is not None:
-            # the dose only where a point itself passes the floor (not merely its cell)
+            # the dose only where a point itself passes the floor (not merely its cell); rows
+            # of the (cells, points) arrays are gathered and put back whole (contiguous)
             dosed = np.maximum(T0, T1) > self.dose_floor[cells, None]
-            rows, cols = np.nonzero(dosed)
-            at = (cells[rows], cols)
+            t0, t1 = T0[dosed], T1[dosed]
             if self.omega is not None:
-                c = cells[rows]
-                self.omega[at] += arrhenius_increment(T0[dosed], T1[dosed], dt, self.A[c], self.Ea[c])
+                per_point = (len(cells), self.n_points)
+                A = np.broadcast_to(self.A[cells, None], per_point)[dosed]
+                Ea = np.broadcast_to(self.Ea[cells, None], per_point)[dosed]
+                rows = self.omega[cells]
+                rows[dosed] += arrhenius_increment(t0, t1, dt, A, Ea)
+                self.omega[cells] = rows
             else:
-                self.cem43[at] = cem43_increment_capped(self.cem43[at], T0[dosed], T1[dosed], dt)
+                rows = self.cem43[cells]
+                rows[dosed] = cem43_increment_capped(rows[dosed], t0, t1, dt)
+                self.cem43[cells] = rows
         self.T_max[cells] = np.maximum(self.T_max[cells], T1)
         self.T_prev[cells] = T1
         self._was_hot = hot
@@ -214,6 +244,56 @@ class ZoneSampler:
         coords = V.tabulate_dof_coordinates()[both]
         gathered = self.comm.allgather(coords)
         return np.concatenate(gathered) if gathered else np.zeros((0, 3))
+
+
+def basis_at_points(V, points: np.ndarray) -> np.ndarray:
+    """Values of the scalar Lagrange basis of ``V`` at reference ``points`` (points, 3):
+    (points, dofs per cell), ordered as V.dofmap.list, so that T_h at the points of a cell is
+    T[cell dofs] @ basis.T (what fem.Expression(T, points).eval gives, without a kernel call).
+    Valid only where the dofmap needs no dof transformations and the map is the identity (P1
+    and P2 Lagrange on simplices: edge dofs need no permutation below degree 3); anything
+    else raises ValueError."""
+    element = V.element
+    ufl_element = V.ufl_element()
+    basix_element = getattr(ufl_element, "basix_element", None)
+    if (
+        element.needs_dof_transformations
+        or V.dofmap.bs != 1
+        or basix_element is None
+        or basix_element.map_type != basix.MapType.identity
+        or basix_element.family != basix.ElementFamily.P
+    ):
+        raise ValueError(f"quadrature-point tabulation needs a scalar Lagrange space without dof "
+                         f"transformations, not {ufl_element}")
+    table = basix_element.tabulate(0, np.asarray(points, dtype=float))  # (derivs, points, dofs, values)
+    return np.ascontiguousarray(table[0, :, :, 0])
+
+
+class CellsOfDof:
+    """The cells around each dof (an inverse of a cell-to-dof table), as a callable: sorted
+    unique cell indices (rows of ``cell_dofs``) touching any of the given dofs."""
+
+    def __init__(self, cell_dofs: np.ndarray, n_dofs: int):
+        """``cell_dofs``: (cells, dofs per cell) local dof indices; ``n_dofs``: local dofs."""
+        flat = np.asarray(cell_dofs).reshape(-1)
+        k = cell_dofs.shape[1] if cell_dofs.ndim == 2 else 1
+        order = np.argsort(flat, kind="stable")
+        self.cells = (order // max(k, 1)).astype(np.int64)
+        self.n_cells = len(cell_dofs)
+        self.offsets = np.zeros(n_dofs + 1, dtype=np.int64)
+        np.cumsum(np.bincount(flat, minlength=n_dofs), out=self.offsets[1:])
+
+    def __call__(self, dofs: np.ndarray) -> np.ndarray:
+        if len(dofs) == 0:
+            return np.zeros(0, dtype=np.int64)
+        starts, ends = self.offsets[dofs], self.offsets[dofs + 1]
+        lens = ends - starts
+        total = int(lens.sum())
+        # positions starts[i] .. ends[i] - 1 for every dof, concatenated
+        shift = np.repeat(starts - (np.cumsum(lens) - lens), lens)
+        mark = np.zeros(self.n_cells, dtype=bool)  # cheaper than np.unique of the repeats
+        mark[self.cells[shift + np.arange(total)]] = True
+        return np.flatnonzero(mark)
 
 
 def _add_mode():
