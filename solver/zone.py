@@ -76,6 +76,10 @@ class ZoneSampler:
             self.region_of_cell[c[c < n]] = tag
         self.A = np.exp(np.asarray(logA_cells, dtype=float))  # per cell (1/s)
         self.Ea = np.asarray(Ea_cells, dtype=float)  # per cell (J/mol)
+        # one Arrhenius set on every cell of this rank (the usual case): pass scalars, not
+        # per-point copies (the same numbers, so the same increments)
+        uniform = n > 0 and np.all(self.A == self.A[0]) and np.all(self.Ea == self.Ea[0])
+        self._arrhenius_scalars = (float(self.A[0]), float(self.Ea[0])) if uniform else None
         self.T_prev = None
         self.T_max = None
         self.omega = np.zeros((n, self.n_points)) if criterion == "omega" else None
@@ -193,9 +197,12 @@ class ZoneSampler:
             dosed = np.maximum(T0, T1) > self.dose_floor[cells, None]
             t0, t1 = T0[dosed], T1[dosed]
             if self.omega is not None:
-                per_point = (len(cells), self.n_points)
-                A = np.broadcast_to(self.A[cells, None], per_point)[dosed]
-                Ea = np.broadcast_to(self.Ea[cells, None], per_point)[dosed]
+                if self._arrhenius_scalars is not None:
+                    A, Ea = self._arrhenius_scalars
+                else:
+                    per_point = (len(cells), self.n_points)
+                    A = np.broadcast_to(self.A[cells, None], per_point)[dosed]
+                    Ea = np.broadcast_to(self.Ea[cells, None], per_point)[dosed]
                 rows = self.omega[cells]
                 rows[dosed] += arrhenius_increment(t0, t1, dt, A, Ea)
                 self.omega[cells] = rows

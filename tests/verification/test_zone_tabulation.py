@@ -92,22 +92,26 @@ def _hot_spot(V, t: float) -> np.ndarray:
     return 37.0 + 33.0 * np.exp(-np.sum((x - centre) ** 2, axis=1) / 0.05)
 
 
-@pytest.mark.parametrize("degree", [1, 2])
-def test_pruned_update_matches_brute_force(degree):
+@pytest.mark.parametrize("degree, mixed", [(1, False), (2, False), (1, True)])
+def test_pruned_update_matches_brute_force(degree, mixed):
     """Omega at every point of every owned cell, integrated over steps of a moving hot spot,
-    against the same integral done on all points with Expression.eval (no pruning)."""
+    against the same integral done on all points with Expression.eval (no pruning); one
+    Arrhenius set everywhere, or (mixed) Henriques and liver on alternate cells."""
     p = _problem(degree)
     msh, V = p.mesh, p.V
     n = msh.topology.index_map(3).size_local
-    A, Ea = ARRHENIUS_SETS["henriques"]
-    zone = ZoneSampler(p, "omega", np.full(n, math.log(A)), np.full(n, Ea))
+    sets = [ARRHENIUS_SETS["henriques"], ARRHENIUS_SETS["liver" if mixed else "henriques"]]
+    A = np.array([sets[i % 2][0] for i in range(n)])[:, None]
+    Ea = np.array([sets[i % 2][1] for i in range(n)])[:, None]
+    zone = ZoneSampler(p, "omega", np.log(A[:, 0]), Ea[:, 0])
+    assert (zone._arrhenius_scalars is None) == (mixed and n > 1)
     p.T.x.array[:] = _hot_spot(V, 0.0)
     zone.start()
     expr = fem.Expression(p.T, _points())
     cells = np.arange(n, dtype=np.int32)
     T_prev = expr.eval(msh, cells).reshape(n, -1)
     omega = np.zeros_like(T_prev)
-    floor = zone.dose_floor[0]
+    floor = zone.dose_floor[:, None]
     hot_counts = []
     for k in range(1, 6):
         T0_nodal = p.T.x.array.copy()
@@ -118,7 +122,8 @@ def test_pruned_update_matches_brute_force(degree):
         assert np.isin(above, zone._candidates(p.T.x.array)).all()
         T1 = expr.eval(msh, cells).reshape(n, -1)
         dosed = np.maximum(T_prev, T1) > floor
-        omega[dosed] += arrhenius_increment(T_prev[dosed], T1[dosed], 10.0, A, Ea)
+        A_pt, Ea_pt = np.broadcast_to(A, T1.shape)[dosed], np.broadcast_to(Ea, T1.shape)[dosed]
+        omega[dosed] += arrhenius_increment(T_prev[dosed], T1[dosed], 10.0, A_pt, Ea_pt)
         T_prev = T1
         hot_counts.append(int(zone._was_hot.sum()))
     assert np.max(omega) > 1.0  # the designed case does dose (and ablate) some points
