@@ -5,7 +5,7 @@ magnitude across one cell (1e-9 to 1e5 in the T8 case), so their P1 interpolant 
 Omega = 1 surface far out (biased volume that falls slowly with refinement) and their P2
 interpolant oscillates (negative Omega, volumes off by 40 %). Instead, the temperature
 solution T_h itself (smooth, of the element's accuracy) is evaluated at the quadrature points
-every step and the dose integrals of solver.damage (exact for T linear in time over a step)
+every step (nodal values times the Lagrange basis tabulated once at the points) and the dose integrals of solver.damage (exact for T linear in time over a step)
 are accumulated there. The ablated set is then {x : dose[T_h](x) >= threshold}, and its
 volume is the quadrature of the indicator with positive weights: it converges with the
 temperature (O(h^2) P1, O(h^3) P2) plus the sampling error of a discontinuous indicator,
@@ -13,8 +13,9 @@ and P1 and P2 agree to that accuracy (tests/verification/test_ablation_zone.py).
 
 Only what the case needs is tracked: the maximum over time of T (isotherm criterion and the
 volume above 100 C) always, Omega or CEM43 when they are the criterion; and only in cells
-that can reach the levels asked of them (see ZoneSampler._dose_floor), so the cost follows
-the heated volume, not the mesh.
+that can reach the levels asked of them (see ZoneSampler._dose_floor), found from the nodes
+hotter than the lowest floor (ZoneSampler._candidates), so the cost follows the heated volume,
+not the mesh.
 
 Arrays are per owned cell and quadrature point, shape (cells, points); all reductions are
 collective.
