@@ -33,23 +33,31 @@ def _scaled_e1(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=float)
     out = np.empty_like(x)
     big = x >= 1.0
-    if np.any(big):
-        xb = x[big]
+    every = bool(big.all())  # the usual case (x = E_a / (R T) is about 100 to 250): no gathers
+    if every or np.any(big):
+        xb = x if every else x[big]
         # E1(x) = exp(-x) * 1/(x + 1 - 1^2/(x + 3 - 2^2/(x + 5 - ...)))
         tiny = 1e-300
         b = xb + 1.0
         c = np.full_like(xb, 1.0 / tiny)
         d = 1.0 / b
         h = d.copy()
-        for i in range(1, 200):
+        delta = np.empty_like(xb)
+        for i in range(1, 200):  # in place, the same operations as b += 2, d = 1/(an d + b), ...
             an = -float(i * i)
-            b = b + 2.0
-            d = 1.0 / (an * d + b)
-            c = b + an / c
-            delta = c * d
+            b += 2.0
+            np.multiply(d, an, out=d)
+            d += b
+            np.divide(1.0, d, out=d)
+            np.divide(an, c, out=c)
+            c += b
+            np.multiply(c, d, out=delta)
             h *= delta
-            if np.all(np.abs(delta - 1.0) < 4e-16):
+            delta -= 1.0
+            if np.all(np.abs(delta, out=delta) < 4e-16):
                 break
+        if every:
+            return h
         out[big] = h
     if np.any(~big):
         xs = x[~big]
@@ -83,9 +91,12 @@ def arrhenius_increment(T0_C, T1_C, dt_s: float, A_per_s: float, Ea_J_per_mol: f
     a = np.asarray(Ea_J_per_mol, dtype=float) / GAS_CONSTANT_J_PER_MOLK
     A_arr = np.asarray(A_per_s, dtype=float)
     T0, T1, a, A_arr = np.broadcast_arrays(T0, T1, a, A_arr)
-    # Simpson everywhere first (cheap: three exponentials), then the exact form where it matters
-    out = np.array((dt_s / 6.0) * A_arr * (np.exp(-a / T0) + 4.0 * np.exp(-2.0 * a / (T0 + T1)) + np.exp(-a / T1)))
     far = np.abs(T1 - T0) >= 0.02
+    near = ~far
+    out = np.empty(T0.shape)
+    if np.any(near):  # Simpson (three exponentials) where the exact form would cancel
+        an, t0, t1 = a[near], T0[near], T1[near]
+        out[near] = (dt_s / 6.0) * A_arr[near] * (np.exp(-an / t0) + 4.0 * np.exp(-2.0 * an / (t0 + t1)) + np.exp(-an / t1))
     if np.any(far):
         af, t0, t1 = a[far], T0[far], T1[far]
 

@@ -86,16 +86,19 @@ class TemperatureWatch:
                  "local_cell_size_m": h_local, "mask": inside, "max_nodal_temperature_C": -math.inf}
             )
         self.kept = ~self.excluded
+        # owned node indices of each mask, once (the masks do not change; check runs every step)
+        self._kept_owned = np.flatnonzero(self.kept[: self.n_owned])
+        self._source_owned = [np.flatnonzero(s["mask"][: self.n_owned]) for s in self.sources]
         self.first_above_limit: dict | None = None
 
     # ------------------------------------------------------------------ reductions
-    def _max(self, values: np.ndarray, mask: np.ndarray) -> tuple[float, list[float] | None]:
-        """(max of values over owned nodes in mask, where); (-inf, None) when empty."""
-        return located_max(self.comm, values, np.flatnonzero(mask[: self.n_owned]), self.coords)
+    def _max(self, values: np.ndarray, owned: np.ndarray) -> tuple[float, list[float] | None]:
+        """(max of values over the owned nodes ``owned`` (indices), where); (-inf, None) when empty."""
+        return located_max(self.comm, values, owned, self.coords)
 
     def max_temperature(self) -> tuple[float, list[float] | None]:
         """Peak nodal temperature (C) outside the singular neighbourhoods, and where (m)."""
-        return self._max(self.p.T.x.array, self.kept)
+        return self._max(self.p.T.x.array, self._kept_owned)
 
     # ------------------------------------------------------------------ checks
     def check(self, step: int, t: float) -> tuple[float, list[float] | None]:
@@ -103,8 +106,8 @@ class TemperatureWatch:
         singular neighbourhoods; remember the first time above 100 C. Returns the peak
         (max_temperature(): C, where in m), so a caller need not gather it again."""
         T = self.p.T.x.array
-        for s in self.sources:
-            s["max_nodal_temperature_C"] = max(s["max_nodal_temperature_C"], self._max(T, s["mask"])[0])
+        for s, owned in zip(self.sources, self._source_owned):
+            s["max_nodal_temperature_C"] = max(s["max_nodal_temperature_C"], self._max(T, owned)[0])
         value, where = self.max_temperature()
         if value > self.ceiling:
             raise SolverError(

@@ -5,7 +5,7 @@ magnitude across one cell (1e-9 to 1e5 in the T8 case), so their P1 interpolant 
 Omega = 1 surface far out (biased volume that falls slowly with refinement) and their P2
 interpolant oscillates (negative Omega, volumes off by 40 %). Instead, the temperature
 solution T_h itself (smooth, of the element's accuracy) is evaluated at the quadrature points
-every step and the dose integrals of solver.damage (exact for T linear in time over a step)
+every step (nodal values times the Lagrange basis tabulated once at the points) and the dose integrals of solver.damage (exact for T linear in time over a step)
 are accumulated there. The ablated set is then {x : dose[T_h](x) >= threshold}, and its
 volume is the quadrature of the indicator with positive weights: it converges with the
 temperature (O(h^2) P1, O(h^3) P2) plus the sampling error of a discontinuous indicator,
@@ -13,8 +13,9 @@ and P1 and P2 agree to that accuracy (tests/verification/test_ablation_zone.py).
 
 Only what the case needs is tracked: the maximum over time of T (isotherm criterion and the
 volume above 100 C) always, Omega or CEM43 when they are the criterion; and only in cells
-that can reach the levels asked of them (see ZoneSampler._dose_floor), so the cost follows
-the heated volume, not the mesh.
+that can reach the levels asked of them (see ZoneSampler._dose_floor), found from the nodes
+hotter than the lowest floor (ZoneSampler._candidates), so the cost follows the heated volume,
+not the mesh.
 
 Arrays are per owned cell and quadrature point, shape (cells, points); all reductions are
 collective.
@@ -62,7 +63,6 @@ class ZoneSampler:
         self.cells = np.arange(mesh.topology.index_map(tdim).size_local, dtype=np.int32)
         n = len(self.cells)
         self.n_points = len(weights)
-        self._T_expr = fem.Expression(problem.T, points)
         self.p_T = problem.T
         self._mesh = mesh
         detJ = fem.Expression(abs(ufl.JacobianDeterminant(mesh)), points).eval(mesh, self.cells)
@@ -77,6 +77,10 @@ class ZoneSampler:
             self.region_of_cell[c[c < n]] = tag
         self.A = np.exp(np.asarray(logA_cells, dtype=float))  # per cell (1/s)
         self.Ea = np.asarray(Ea_cells, dtype=float)  # per cell (J/mol)
+        # one Arrhenius set on every cell of this rank (the usual case): pass scalars, not
+        # per-point copies (the same numbers, so the same increments)
+        uniform = n > 0 and np.all(self.A == self.A[0]) and np.all(self.Ea == self.Ea[0])
+        self._arrhenius_scalars = (float(self.A[0]), float(self.Ea[0])) if uniform else None
         self.T_prev = None
         self.T_max = None
         self.omega = np.zeros((n, self.n_points)) if criterion == "omega" else None
@@ -85,9 +89,8 @@ class ZoneSampler:
         # exceeds the cell's floor (the dose floor, and for max T the lowest level asked of it).
         V = problem.V
         self._cell_dofs = V.dofmap.list[self.cells]
+        self._phi_T = basis_at_points(V, points).T  # (dofs per cell, points)
         self._overshoot = 0.0 if problem.case.solver.element_degree == 1 else 0.5
-        self._T_prev_fn = fem.Function(V)
-        self._T_prev_expr = fem.Expression(self._T_prev_fn, points)
         # compiled here, on every rank: an Expression's JIT is collective, so it must not be
         # built only where a rank happens to have cells to evaluate
         self._x_expr = fem.Expression(ufl.SpatialCoordinate(mesh), points)
@@ -98,6 +101,8 @@ class ZoneSampler:
         self.cell_floor = np.minimum(self.dose_floor, tmax_floor)
         self._was_hot = np.zeros(n, dtype=bool)
         self._bound_prev = None
+        self._floor_min = float(self.cell_floor.min()) if n else math.inf
+        self._cells_of_dof = CellsOfDof(self._cell_dofs, len(problem.T.x.array))
 
     def _dose_floor(self, case) -> np.ndarray | float:
         """Temperature (C) below which a cell's dose is not integrated, per cell.
@@ -118,24 +123,48 @@ class ZoneSampler:
             return min(43.0, 43.0 - math.log(thr * 60.0 / t_end) / math.log(0.25))
         return math.inf
 
-    def _bound(self, T_nodal: np.ndarray) -> np.ndarray:
-        """Upper bound (C) of T inside each owned cell from its nodal values: the maximum for
-        P1; for P2 the maximum plus half the range (the negative parts of the P2 vertex
-        functions sum to at most 4 x 1/8)."""
-        Tc = T_nodal[self._cell_dofs]
-        top = Tc.max(axis=1)
+    def _bound(self, T_nodal: np.ndarray, cells: np.ndarray | None = None) -> np.ndarray:
+        """Upper bound (C) of T inside each owned cell (or each of ``cells``) from its nodal
+        values: the maximum for P1; for P2 the maximum plus half the range (the negative parts
+        of the P2 vertex functions sum to at most 4 x 1/8)."""
+        Tc = T_nodal[self._cell_dofs if cells is None else self._cell_dofs[cells]]
+        # column by column: numpy's reductions along a short contiguous axis are slow
+        top = Tc[:, 0].copy()
+        for j in range(1, Tc.shape[1]):
+            np.maximum(top, Tc[:, j], out=top)
         if self._overshoot:
-            top = top + self._overshoot * (top - Tc.min(axis=1))
+            low = Tc[:, 0].copy()
+            for j in range(1, Tc.shape[1]):
+                np.minimum(low, Tc[:, j], out=low)
+            top = top + self._overshoot * (top - low)
         return top
 
-    def _eval(self, expr, cells: np.ndarray) -> np.ndarray:
-        if len(cells) == 0:
-            return np.zeros((0, self.n_points))
-        return expr.eval(self._mesh, self.cells[cells]).reshape(len(cells), self.n_points)
+    def _candidates(self, T_nodal: np.ndarray) -> np.ndarray:
+        """Sorted owned cells whose bound (_bound) may exceed their floor: the cells around a
+        node hotter than the lowest floor (P1: the bound is the nodal maximum). For P2,
+        bound = (1 + s) max - s min <= (1 + s) max - s min(T), so the node must exceed
+        (floor + s min(T)) / (1 + s); 1e-6 K lower covers rounding. Every other cell has
+        bound <= its floor, so the cost follows the heated nodes, not the mesh."""
+        if len(self.cells) == 0:
+            return np.zeros(0, dtype=np.int64)
+        thr = self._floor_min
+        if self._overshoot:
+            s = self._overshoot
+            thr = (thr + s * float(T_nodal.min())) / (1.0 + s) - 1e-6
+        if math.isnan(thr):  # a NaN floor or field: decide on every cell, as _bound does
+            return np.arange(len(self.cells))
+        return self._cells_of_dof(np.flatnonzero(T_nodal > thr))
+
+    def _at_points(self, T_nodal: np.ndarray, cells: np.ndarray) -> np.ndarray:
+        """T_h (C) of the nodal array at the quadrature points of owned ``cells``, (cells, points):
+        the Lagrange basis tabulated once at the points (basis_at_points), so per step only a
+        gather and a small matrix product (einsum: no BLAS threads, which contend on a loaded
+        machine and cost 10x more here than they save)."""
+        return np.einsum("cd,dp->cp", T_nodal[self._cell_dofs[cells]], self._phi_T)
 
     def temperature(self) -> np.ndarray:
         """T_h (C) at the quadrature points of every owned cell, shape (cells, points)."""
-        return self._eval(self._T_expr, np.arange(len(self.cells)))
+        return self._at_points(self.p_T.x.array, np.arange(len(self.cells)))
 
     def start(self) -> None:
         self.T_prev = self.temperature()
@@ -145,27 +174,43 @@ class ZoneSampler:
 
     def after_step(self, dt: float, T_prev_nodal: np.ndarray) -> None:
         """Advance the doses over a step; ``T_prev_nodal``: T (C) at the step's start, per dof."""
-        bound_now = self._bound(self.p_T.x.array)
+        T_nodal = self.p_T.x.array
+        # the bound now, on the cells where it can exceed the floor; elsewhere it is kept as
+        # the floor itself (a bound no greater than the floor is all that matters)
+        cand = self._candidates(T_nodal)
+        bound_cand = self._bound(T_nodal, cand)
+        bound_now = self.cell_floor.copy()
+        bound_now[cand] = bound_cand
+        hot = np.zeros(len(self.cells), dtype=bool)
+        hot[cand] = bound_cand > self.cell_floor[cand]
         # the bound at the step's start is the one kept from the previous step (same T)
-        hot = (bound_now > self.cell_floor) | (self._bound_prev > self.cell_floor)
+        hot |= self._bound_prev > self.cell_floor
         self._bound_prev = bound_now
         cells = np.flatnonzero(hot)
         stale = cells[~self._was_hot[cells]]  # T_prev at these points was not kept: evaluate it
         if len(stale):
-            self._T_prev_fn.x.array[:] = T_prev_nodal
-            self.T_prev[stale] = self._eval(self._T_prev_expr, stale)
-        T1 = self._eval(self._T_expr, cells)
+            self.T_prev[stale] = self._at_points(T_prev_nodal, stale)
+        T1 = self._at_points(T_nodal, cells)
         T0 = self.T_prev[cells]
         if self.omega is not None or self.cem43 is not None:
-            # the dose only where a point itself passes the floor (not merely its cell)
+            # the dose only where a point itself passes the floor (not merely its cell); rows
+            # of the (cells, points) arrays are gathered and put back whole (contiguous)
             dosed = np.maximum(T0, T1) > self.dose_floor[cells, None]
-            rows, cols = np.nonzero(dosed)
-            at = (cells[rows], cols)
+            t0, t1 = T0[dosed], T1[dosed]
             if self.omega is not None:
-                c = cells[rows]
-                self.omega[at] += arrhenius_increment(T0[dosed], T1[dosed], dt, self.A[c], self.Ea[c])
+                if self._arrhenius_scalars is not None:
+                    A, Ea = self._arrhenius_scalars
+                else:
+                    per_point = (len(cells), self.n_points)
+                    A = np.broadcast_to(self.A[cells, None], per_point)[dosed]
+                    Ea = np.broadcast_to(self.Ea[cells, None], per_point)[dosed]
+                rows = self.omega[cells]
+                rows[dosed] += arrhenius_increment(t0, t1, dt, A, Ea)
+                self.omega[cells] = rows
             else:
-                self.cem43[at] = cem43_increment_capped(self.cem43[at], T0[dosed], T1[dosed], dt)
+                rows = self.cem43[cells]
+                rows[dosed] = cem43_increment_capped(rows[dosed], t0, t1, dt)
+                self.cem43[cells] = rows
         self.T_max[cells] = np.maximum(self.T_max[cells], T1)
         self.T_prev[cells] = T1
         self._was_hot = hot
@@ -214,6 +259,56 @@ class ZoneSampler:
         coords = V.tabulate_dof_coordinates()[both]
         gathered = self.comm.allgather(coords)
         return np.concatenate(gathered) if gathered else np.zeros((0, 3))
+
+
+def basis_at_points(V, points: np.ndarray) -> np.ndarray:
+    """Values of the scalar Lagrange basis of ``V`` at reference ``points`` (points, 3):
+    (points, dofs per cell), ordered as V.dofmap.list, so that T_h at the points of a cell is
+    T[cell dofs] @ basis.T (what fem.Expression(T, points).eval gives, without a kernel call).
+    Valid only where the dofmap needs no dof transformations and the map is the identity (P1
+    and P2 Lagrange on simplices: edge dofs need no permutation below degree 3); anything
+    else raises ValueError."""
+    element = V.element
+    ufl_element = V.ufl_element()
+    basix_element = getattr(ufl_element, "basix_element", None)
+    if (
+        element.needs_dof_transformations
+        or V.dofmap.bs != 1
+        or basix_element is None
+        or basix_element.map_type != basix.MapType.identity
+        or basix_element.family != basix.ElementFamily.P
+    ):
+        raise ValueError(f"quadrature-point tabulation needs a scalar Lagrange space without dof "
+                         f"transformations, not {ufl_element}")
+    table = basix_element.tabulate(0, np.asarray(points, dtype=float))  # (derivs, points, dofs, values)
+    return np.ascontiguousarray(table[0, :, :, 0])
+
+
+class CellsOfDof:
+    """The cells around each dof (an inverse of a cell-to-dof table), as a callable: sorted
+    unique cell indices (rows of ``cell_dofs``) touching any of the given dofs."""
+
+    def __init__(self, cell_dofs: np.ndarray, n_dofs: int):
+        """``cell_dofs``: (cells, dofs per cell) local dof indices; ``n_dofs``: local dofs."""
+        flat = np.asarray(cell_dofs).reshape(-1)
+        k = cell_dofs.shape[1] if cell_dofs.ndim == 2 else 1
+        order = np.argsort(flat, kind="stable")
+        self.cells = (order // max(k, 1)).astype(np.int64)
+        self.n_cells = len(cell_dofs)
+        self.offsets = np.zeros(n_dofs + 1, dtype=np.int64)
+        np.cumsum(np.bincount(flat, minlength=n_dofs), out=self.offsets[1:])
+
+    def __call__(self, dofs: np.ndarray) -> np.ndarray:
+        if len(dofs) == 0:
+            return np.zeros(0, dtype=np.int64)
+        starts, ends = self.offsets[dofs], self.offsets[dofs + 1]
+        lens = ends - starts
+        total = int(lens.sum())
+        # positions starts[i] .. ends[i] - 1 for every dof, concatenated
+        shift = np.repeat(starts - (np.cumsum(lens) - lens), lens)
+        mark = np.zeros(self.n_cells, dtype=bool)  # cheaper than np.unique of the repeats
+        mark[self.cells[shift + np.arange(total)]] = True
+        return np.flatnonzero(mark)
 
 
 def _add_mode():
