@@ -60,7 +60,7 @@ from typing import Any
 
 import numpy as np
 
-FORMAT = 1
+FORMAT = 2  # 2: the heat solve's initial-guess states (BioheatProblem.guess_arrays)
 EXIT_INTERRUPTED = 75
 MARKER = "SPINE_LITT_CHECKPOINTS"
 KEEP = 2
@@ -396,6 +396,9 @@ def nodal_arrays(problem) -> dict[str, np.ndarray]:
 
     n = len(problem.T.x.array)
     out = {"T": problem.T.x.array}
+    heat = getattr(problem, "heat", problem)
+    if hasattr(heat, "guess_arrays"):  # the states the next solve's initial guess is built from
+        out.update(heat.guess_arrays())
     dose = problem.dose
     if dose is not None:
         for attr, v in vars(dose).items():
@@ -604,6 +607,8 @@ class Checkpointer:
                 if getattr(p, "startup", None) is not None
                 else None
             ),
+            # the heat solve's initial guess (BioheatProblem._extrapolate_guess): its step times
+            "extrapolation": {"times": list(p.heat.guess_times), "end": p.heat.guess_end},
             "light_refreshes": p.coagulation.light_refreshes if p.coagulation is not None else 0,
             "light_solves": p.laser.solves if p.laser is not None else 0,
             "arrays_bytes": len(data),
@@ -694,6 +699,8 @@ class Checkpointer:
                 raise CaseError(f"{where} does not fit this mesh (its cells differ)")
             saved = {k[len("cell.zone."):]: v[zpos] for k, v in arrays.items() if k.startswith("cell.zone.")}
             restore_zone(zone, saved, where)
+        p.heat.guess_times[:] = st["extrapolation"]["times"]
+        p.heat.guess_end = st["extrapolation"]["end"]
         if getattr(p, "startup", None) is not None and st.get("startup") is not None:
             p.startup.remaining = st["startup"]["remaining"]
             p.startup.gate = st["startup"]["gate"]
