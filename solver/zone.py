@@ -33,7 +33,8 @@ import ufl
 from dolfinx import fem
 from mpi4py import MPI
 
-from .damage import GAS_CONSTANT_J_PER_MOLK, KELVIN, arrhenius_increment, cem43_increment_capped
+from .damage import GAS_CONSTANT_J_PER_MOLK, KELVIN
+from .zone_kernel import DOSE_CEM43, DOSE_NONE, DOSE_OMEGA, empty_dose, zone_step
 
 MODEL_LIMIT_C = 100.0  # water boils: above it the model's temperatures are overestimates
 
@@ -77,14 +78,11 @@ class ZoneSampler:
             self.region_of_cell[c[c < n]] = tag
         self.A = np.exp(np.asarray(logA_cells, dtype=float))  # per cell (1/s)
         self.Ea = np.asarray(Ea_cells, dtype=float)  # per cell (J/mol)
-        # one Arrhenius set on every cell of this rank (the usual case): pass scalars, not
-        # per-point copies (the same numbers, so the same increments)
-        uniform = n > 0 and np.all(self.A == self.A[0]) and np.all(self.Ea == self.Ea[0])
-        self._arrhenius_scalars = (float(self.A[0]), float(self.Ea[0])) if uniform else None
         self.T_prev = None
         self.T_max = None
         self.omega = np.zeros((n, self.n_points)) if criterion == "omega" else None
         self.cem43 = np.zeros((n, self.n_points)) if criterion == "cem43" else None
+        self._dose_kind = DOSE_OMEGA if criterion == "omega" else DOSE_CEM43 if criterion == "cem43" else DOSE_NONE
         # Only cells that can matter are evaluated each step: those whose temperature bound
         # exceeds the cell's floor (the dose floor, and for max T the lowest level asked of it).
         V = problem.V
@@ -98,6 +96,7 @@ class ZoneSampler:
         if criterion == "isotherm":
             tmax_floor = min(tmax_floor, problem.case.damage.ablation_isotherm_C)
         self.dose_floor = self._dose_floor(problem.case) * np.ones(n)  # C, per cell
+        self.dose_floor = np.ascontiguousarray(self.dose_floor, dtype=float)
         self.cell_floor = np.minimum(self.dose_floor, tmax_floor)
         self._was_hot = np.zeros(n, dtype=bool)
         self._bound_prev = None
@@ -187,33 +186,20 @@ class ZoneSampler:
         hot |= self._bound_prev > self.cell_floor
         self._bound_prev = bound_now
         cells = np.flatnonzero(hot)
-        stale = cells[~self._was_hot[cells]]  # T_prev at these points was not kept: evaluate it
-        if len(stale):
-            self.T_prev[stale] = self._at_points(T_prev_nodal, stale)
-        T1 = self._at_points(T_nodal, cells)
-        T0 = self.T_prev[cells]
-        if self.omega is not None or self.cem43 is not None:
-            # the dose only where a point itself passes the floor (not merely its cell); rows
-            # of the (cells, points) arrays are gathered and put back whole (contiguous)
-            dosed = np.maximum(T0, T1) > self.dose_floor[cells, None]
-            t0, t1 = T0[dosed], T1[dosed]
-            if self.omega is not None:
-                if self._arrhenius_scalars is not None:
-                    A, Ea = self._arrhenius_scalars
-                else:
-                    per_point = (len(cells), self.n_points)
-                    A = np.broadcast_to(self.A[cells, None], per_point)[dosed]
-                    Ea = np.broadcast_to(self.Ea[cells, None], per_point)[dosed]
-                rows = self.omega[cells]
-                rows[dosed] += arrhenius_increment(t0, t1, dt, A, Ea)
-                self.omega[cells] = rows
-            else:
-                rows = self.cem43[cells]
-                rows[dosed] = cem43_increment_capped(rows[dosed], t0, t1, dt)
-                self.cem43[cells] = rows
-        self.T_max[cells] = np.maximum(self.T_max[cells], T1)
-        self.T_prev[cells] = T1
+        # T at the points, the dose increments, max T and the stored T of the heated cells: one
+        # compiled loop (solver.zone_kernel); cells not updated last step (stale) first take
+        # T_prev from the step's start
+        zone_step(cells, ~self._was_hot[cells], self._cell_dofs, self._phi_T, T_nodal, T_prev_nodal,
+                  self.T_prev, self.T_max, self._dose_array, self._dose_kind, self.dose_floor,
+                  self.A, self.Ea, float(dt))
         self._was_hot = hot
+
+    @property
+    def _dose_array(self) -> np.ndarray:
+        """The dose the kernel accumulates in place (cells, points), or an empty array."""
+        if self.omega is not None:
+            return self.omega
+        return self.cem43 if self.cem43 is not None else empty_dose()
 
     # ------------------------------------------------------------------ the zone
     def dose(self) -> np.ndarray:
