@@ -76,7 +76,7 @@ def _scaled_e1(x: np.ndarray) -> np.ndarray:
 # term: 21! / 60^20 = 1.4e-16 relative at x = 60) rather than as 1 - x g(x) from the continued
 # fraction, which loses about log10(x) digits to the cancellation: measured against a 50-digit
 # evaluation over x in [60, 400], 2.3e-16 against 1.7e-13 relative
-# (tests/unit/test_zone_kernel.py). Every tissue below about 150 C has x >= 60 (E_a >= 2e5 J/mol).
+# (tests/unit/test_dose_kernels.py). Every tissue below about 150 C has x >= 60 (E_a >= 2e5 J/mol).
 SERIES_MIN_X = 60.0
 SERIES_TERMS = 20
 

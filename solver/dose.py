@@ -19,20 +19,11 @@ from . import compat  # noqa: F401  (import order)
 from dolfinx import fem
 
 from .fem import region_function
-from .damage import ARRHENIUS_SETS, arrhenius_increment, cem43_increment_capped
+from .damage import ARRHENIUS_SETS
+from .dose_kernels import add_time_above, nodal_dose_step
 from .zone import ZoneSampler
 
 THRESHOLDS_C = (43.0, 45.0)
-
-
-def _time_above(T0, T1, level: float, dt: float) -> np.ndarray:
-    """Time (s) within a step where the linear T(t) from T0 to T1 exceeds ``level``."""
-    lo, hi = np.minimum(T0, T1), np.maximum(T0, T1)
-    out = np.where(lo >= level, dt, 0.0)
-    cross = (lo < level) & (hi > level)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        frac = (hi - level) / (hi - lo)
-    return np.where(cross, dt * frac, out)
 
 
 class DoseTracker:
@@ -75,9 +66,9 @@ class DoseTracker:
 
     def after_step(self, dt: float) -> None:
         T0, T1 = self.T_prev, self.p.T.x.array
-        self.omega.x.array[:] += arrhenius_increment(T0, T1, dt, self.A, self.Ea)
-        self.cem43.x.array[:] = cem43_increment_capped(self.cem43.x.array, T0, T1, dt)
-        np.maximum(self.T_max.x.array, T1, out=self.T_max.x.array)
+        # compiled loops (solver.dose_kernels), the formulas of solver.damage point by point
+        nodal_dose_step(T0, T1, float(dt), self.A, self.Ea, self.omega.x.array, self.cem43.x.array,
+                        self.T_max.x.array)
         for lvl, acc in self.time_above.items():
-            acc += _time_above(T0, T1, lvl, dt)
+            add_time_above(T0, T1, float(lvl), float(dt), acc)
         self.zone.after_step(dt, T0)

@@ -34,7 +34,7 @@ from dolfinx import fem
 from mpi4py import MPI
 
 from .damage import GAS_CONSTANT_J_PER_MOLK, KELVIN
-from .zone_kernel import DOSE_CEM43, DOSE_NONE, DOSE_OMEGA, empty_dose, zone_step
+from .dose_kernels import DOSE_CEM43, DOSE_NONE, DOSE_OMEGA, empty_dose, zone_step
 
 MODEL_LIMIT_C = 100.0  # water boils: above it the model's temperatures are overestimates
 
@@ -187,7 +187,7 @@ class ZoneSampler:
         self._bound_prev = bound_now
         cells = np.flatnonzero(hot)
         # T at the points, the dose increments, max T and the stored T of the heated cells: one
-        # compiled loop (solver.zone_kernel); cells not updated last step (stale) first take
+        # compiled loop (solver.dose_kernels); cells not updated last step (stale) first take
         # T_prev from the step's start
         zone_step(cells, ~self._was_hot[cells], self._cell_dofs, self._phi_T, T_nodal, T_prev_nodal,
                   self.T_prev, self.T_max, self._dose_array, self._dose_kind, self.dose_floor,

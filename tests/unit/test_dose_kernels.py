@@ -1,4 +1,4 @@
-"""The compiled zone kernel (solver.zone_kernel) against the numpy dose formulas of
+"""The compiled zone kernel (solver.dose_kernels) against the numpy dose formulas of
 solver.damage, point by point, and the factor 1 - x exp(x) E1(x) of the Arrhenius
 antiderivative against a 50-digit evaluation."""
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from solver import damage
-from solver import zone_kernel as zk
+from solver import dose_kernels as zk
 
 A, EA = 7.39e39, 2.577e5  # 1/s, J/mol (a typical tissue set; any positive pair will do)
 
@@ -118,3 +118,29 @@ def test_zone_step_equals_numpy_update(kind):
         assert np.allclose(dose, ref_dose, rtol=1e-11, atol=0.0)
         untouched = np.setdiff1d(np.arange(n_cells), cells)
         assert np.array_equal(dose[untouched], ref_dose[untouched])
+
+
+def test_nodal_dose_step_equals_numpy():
+    t0, t1 = temperature_pairs(np.random.default_rng(5))
+    n = len(t0)
+    A_n, Ea_n = np.full(n, A), np.full(n, EA)
+    omega, cem43 = np.random.default_rng(6).uniform(0, 2, n), np.random.default_rng(7).uniform(0, 300, n)
+    T_max = np.maximum(t0, 60.0)
+    ref_omega = omega + damage.arrhenius_increment(t0, t1, 1.5, A, EA)
+    ref_cem = damage.cem43_increment_capped(cem43, t0, t1, 1.5)
+    ref_max = np.maximum(T_max, t1)
+    zk.nodal_dose_step(t0, t1, 1.5, A_n, Ea_n, omega, cem43, T_max)
+    assert np.allclose(omega, ref_omega, rtol=1e-10, atol=0.0)
+    assert np.allclose(cem43, ref_cem, rtol=1e-12, atol=0.0)
+    assert np.array_equal(T_max, ref_max)
+
+
+def test_time_above_closed_form():
+    """Time (s) above 43 C within a 2 s step, T linear: below, above, crossing up and down
+    (at 1/4 and 3/4 of the step), touching the level, constant at the level."""
+    T0 = np.array([40.0, 44.0, 42.0, 44.0, 41.0, 43.0, 43.0, 45.0])
+    T1 = np.array([42.0, 50.0, 46.0, 40.0, 43.0, 43.0, 47.0, 43.0])
+    expected = np.array([0.0, 2.0, 2.0 * 3 / 4, 2.0 * 1 / 4, 0.0, 2.0, 2.0, 2.0])
+    acc = np.ones(len(T0))
+    zk.add_time_above(T0, T1, 43.0, 2.0, acc)
+    assert np.allclose(acc - 1.0, expected, rtol=0, atol=1e-15)

@@ -1,4 +1,5 @@
-"""Compiled per-point kernel of the ablation zone's time step (solver.zone.ZoneSampler).
+"""Compiled per-point kernels of the dose update: the ablation zone's time step
+(solver.zone.ZoneSampler) and the nodal dose fields (solver.dose.DoseTracker).
 
 The zone integrates the dose at 14 quadrature points of every heated cell every step (about
 a million points at the fine T8 mesh). Written as whole-array numpy operations this was the
@@ -10,7 +11,7 @@ every point above its floor, the running maximum and the stored start-of-step va
 The formulas are those of solver.damage (exact integrals for T linear in time over a step),
 point by point: :func:`arrhenius_increment` and :func:`cem43_increment_capped` equal
 ``damage.arrhenius_increment`` and ``damage.cem43_increment_capped`` to rounding (asserted in
-tests/unit/test_zone_kernel.py on random and edge-case temperatures).
+tests/unit/test_dose_kernels.py on random and edge-case temperatures).
 """
 
 from __future__ import annotations
@@ -162,6 +163,30 @@ def zone_step(cells, stale, cell_dofs, phi, T_nodal, T_prev_nodal, T_prev, T_max
             if t1 > T_max[c, p]:
                 T_max[c, p] = t1
             T_prev[c, p] = t1
+
+
+@njit(cache=True)
+def nodal_dose_step(T0, T1, dt, A, Ea, omega, cem43, T_max):
+    """The nodal dose fields over one step, in place: T0, T1 (n,) C at the step's start and
+    end; A (n,) 1/s, Ea (n,) J/mol; omega (n,) Arrhenius Omega, cem43 (n,) min, T_max (n,) C."""
+    for i in range(T0.shape[0]):
+        t0, t1 = T0[i], T1[i]
+        omega[i] += arrhenius_increment(t0, t1, dt, A[i], Ea[i])
+        cem43[i] = cem43_increment_capped(cem43[i], t0, t1, dt)
+        if t1 > T_max[i]:
+            T_max[i] = t1
+
+
+@njit(cache=True)
+def add_time_above(T0, T1, level, dt, acc):
+    """acc (n,) += the time (s) within the step that T, linear from T0 to T1 (C), spends above
+    ``level`` (C)."""
+    for i in range(T0.shape[0]):
+        lo, hi = min(T0[i], T1[i]), max(T0[i], T1[i])
+        if lo >= level:
+            acc[i] += dt
+        elif hi > level:
+            acc[i] += dt * ((hi - level) / (hi - lo))
 
 
 def empty_dose() -> np.ndarray:
