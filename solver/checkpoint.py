@@ -386,6 +386,7 @@ def restore_zone(zone, saved: dict[str, np.ndarray], where: str) -> None:
     for name in _ZONE_CELL_ARRAYS:
         if name in saved:
             setattr(zone, name, saved[name].copy())
+    zone.reset_rate_cache()  # computed again from the restored T_prev (bitwise the same values)
 
 
 # --------------------------------------------------------------------------- state

@@ -83,6 +83,9 @@ class ZoneSampler:
         self.omega = np.zeros((n, self.n_points)) if criterion == "omega" else None
         self.cem43 = np.zeros((n, self.n_points)) if criterion == "cem43" else None
         self._dose_kind = DOSE_OMEGA if criterion == "omega" else DOSE_CEM43 if criterion == "cem43" else DOSE_NONE
+        # exp(-E_a / (R T_prev)) per point, kept between steps by the kernel (-1: not known); a
+        # cache only (results are bitwise those without it), so not checkpointed: reset_rate_cache
+        self.rate_prev = np.full((n, self.n_points), -1.0) if criterion == "omega" else empty_dose()
         # Only cells that can matter are evaluated each step: those whose temperature bound
         # exceeds the cell's floor (the dose floor, and for max T the lowest level asked of it).
         V = problem.V
@@ -190,9 +193,15 @@ class ZoneSampler:
         # compiled loop (solver.dose_kernels); cells not updated last step (stale) first take
         # T_prev from the step's start
         zone_step(cells, ~self._was_hot[cells], self._cell_dofs, self._phi_T, T_nodal, T_prev_nodal,
-                  self.T_prev, self.T_max, self._dose_array, self._dose_kind, self.dose_floor,
+                  self.T_prev, self.T_max, self._dose_array, self.rate_prev, self._dose_kind, self.dose_floor,
                   self.A, self.Ea, float(dt))
         self._was_hot = hot
+
+    def reset_rate_cache(self) -> None:
+        """Forget the kept exp(-E_a / (R T_prev)) (after T_prev was set from outside, e.g. a
+        checkpoint): the kernel computes it again where needed."""
+        if self.rate_prev.size:
+            self.rate_prev.fill(-1.0)
 
     @property
     def _dose_array(self) -> np.ndarray:

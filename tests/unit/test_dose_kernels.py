@@ -111,7 +111,8 @@ def test_zone_step_equals_numpy_update(kind):
     ref_max[cells] = np.maximum(ref_max[cells], T1)
     ref_prev[cells] = T1
 
-    zk.zone_step(cells, stale, cell_dofs, phi, T_end, T_start, T_prev, T_max, dose, kind, floor, A_c, Ea_c, 1.0)
+    rate = np.full((n_cells, npts), -1.0) if kind == zk.DOSE_OMEGA else zk.empty_dose()
+    zk.zone_step(cells, stale, cell_dofs, phi, T_end, T_start, T_prev, T_max, dose, rate, kind, floor, A_c, Ea_c, 1.0)
     assert np.allclose(T_prev, ref_prev, rtol=1e-15, atol=1e-13)
     assert np.allclose(T_max, ref_max, rtol=1e-15, atol=1e-13)
     if kind != zk.DOSE_NONE:
@@ -144,3 +145,31 @@ def test_time_above_closed_form():
     acc = np.ones(len(T0))
     zk.add_time_above(T0, T1, 43.0, 2.0, acc)
     assert np.allclose(acc - 1.0, expected, rtol=0, atol=1e-15)
+
+
+def test_rate_cache_is_bitwise_neutral():
+    """The kept exp(-E_a / (R T_prev)) (rate_prev) changes no bit of Omega: three steps with the
+    cache carried over equal three steps with it reset before each."""
+    rng = np.random.default_rng(8)
+    n_cells, n_dofs, npts = 40, 30, 5
+    cell_dofs = rng.integers(0, n_dofs, (n_cells, 4)).astype(np.int32)
+    phi = rng.dirichlet(np.ones(4), npts).T.copy()
+    states = [rng.uniform(50, 80, n_dofs) for _ in range(4)]
+    states[2][:5] = states[1][:5] + 0.01  # some points take the Simpson branch
+    floor = np.full(n_cells, 55.0)
+    A_c, Ea_c = np.full(n_cells, A), np.full(n_cells, EA)
+    cells = np.arange(n_cells)
+    results = []
+    for keep in (True, False):
+        T_prev = states[0][cell_dofs] @ phi
+        T_max, omega = T_prev.copy(), np.zeros((n_cells, npts))
+        rate = np.full((n_cells, npts), -1.0)
+        for k in range(1, 4):
+            if not keep:
+                rate.fill(-1.0)
+            zk.zone_step(cells, np.zeros(n_cells, bool), cell_dofs, phi, states[k], states[k - 1], T_prev, T_max,
+                         omega, rate, zk.DOSE_OMEGA, floor, A_c, Ea_c, 1.0)
+        assert (rate > 0).any() and (rate == -1.0).any()  # used, and unknown below the floor
+        results.append(omega)
+    assert np.array_equal(results[0], results[1])
+    assert results[0].max() > 0
