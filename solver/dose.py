@@ -49,6 +49,8 @@ class DoseTracker:
         self.cem43 = fem.Function(V, name="cem43_min")
         self.T_max = fem.Function(V, name="max_temperature_C")
         self.time_above = {lvl: np.zeros(n) for lvl in THRESHOLDS_C}
+        # exp(-E_a / (R T)) at the last step's end, per node (-1: not yet): kept by the kernel
+        self.rate_prev = np.full(n, -1.0)
         self.T_prev = None
         # the ablation zone: dose at quadrature points (solver.zone), not thresholded nodal values
         n_cells = problem.mesh.topology.index_map(problem.mesh.topology.dim).size_local
@@ -68,7 +70,7 @@ class DoseTracker:
         T0, T1 = self.T_prev, self.p.T.x.array
         # compiled loops (solver.dose_kernels), the formulas of solver.damage point by point
         nodal_dose_step(T0, T1, float(dt), self.A, self.Ea, self.omega.x.array, self.cem43.x.array,
-                        self.T_max.x.array)
+                        self.T_max.x.array, self.rate_prev)
         for lvl, acc in self.time_above.items():
             add_time_above(T0, T1, float(lvl), float(dt), acc)
         self.zone.after_step(dt, T0)

@@ -114,10 +114,10 @@ def _log_piece(Ta: float, Tb: float, log_frac: float, lnR: float, log_minutes: f
 
 
 @njit(cache=True)
-def cem43_log_increment(t0: float, t1: float, dt: float) -> float:
+def cem43_log_increment(t0: float, t1: float, log_minutes: float) -> float:
     """log of the CEM43 minutes of a step with T linear from t0 to t1 (C), split at 43 C (as
-    damage.cem43_log_increment)."""
-    log_minutes = math.log(dt / 60.0)
+    damage.cem43_log_increment); log_minutes = log(dt / 60), dt the step (s), computed once by
+    the caller."""
     lo = min(t0, t1)
     hi = max(t0, t1)
     if lo < 43.0 and hi > 43.0:
@@ -131,9 +131,10 @@ def cem43_log_increment(t0: float, t1: float, dt: float) -> float:
 
 
 @njit(cache=True)
-def cem43_increment_capped(dose: float, t0: float, t1: float, dt: float) -> float:
-    """dose (min) plus the step's CEM43, saturated at CEM43_CAP_MIN."""
-    inc = min(math.exp(min(cem43_log_increment(t0, t1, dt), _LOG_CEM43_CAP + 1.0)), CEM43_CAP_MIN)
+def cem43_increment_capped(dose: float, t0: float, t1: float, log_minutes: float) -> float:
+    """dose (min) plus the step's CEM43, saturated at CEM43_CAP_MIN; log_minutes = log(dt / 60)
+    (dt in s)."""
+    inc = min(math.exp(min(cem43_log_increment(t0, t1, log_minutes), _LOG_CEM43_CAP + 1.0)), CEM43_CAP_MIN)
     return min(dose + inc, CEM43_CAP_MIN)
 
 
@@ -153,6 +154,7 @@ def zone_step(cells, stale, cell_dofs, phi, T_nodal, T_prev_nodal, T_prev, T_max
     is integrated when max(T0, T1) exceeds its cell's floor; A (cells,) 1/s, Ea (cells,)
     J/mol; dt s."""
     k, npts = phi.shape
+    log_minutes = math.log(dt / 60.0)
     for i in range(cells.shape[0]):
         c = cells[i]
         if stale[i]:
@@ -180,7 +182,7 @@ def zone_step(cells, stale, cell_dofs, phi, T_nodal, T_prev_nodal, T_prev, T_max
                     dose[c, p] += _increment_from_rates(T0, T1, r0, r1, dt, A[c], a)
                     rate_prev[c, p] = r1
                 else:
-                    dose[c, p] = cem43_increment_capped(dose[c, p], t0, t1, dt)
+                    dose[c, p] = cem43_increment_capped(dose[c, p], t0, t1, log_minutes)
             elif kind == DOSE_OMEGA:
                 rate_prev[c, p] = -1.0
             if t1 > T_max[c, p]:
@@ -189,13 +191,24 @@ def zone_step(cells, stale, cell_dofs, phi, T_nodal, T_prev_nodal, T_prev, T_max
 
 
 @njit(cache=True)
-def nodal_dose_step(T0, T1, dt, A, Ea, omega, cem43, T_max):
+def nodal_dose_step(T0, T1, dt, A, Ea, omega, cem43, T_max, rate_prev):
     """The nodal dose fields over one step, in place: T0, T1 (n,) C at the step's start and
-    end; A (n,) 1/s, Ea (n,) J/mol; omega (n,) Arrhenius Omega, cem43 (n,) min, T_max (n,) C."""
+    end; A (n,) 1/s, Ea (n,) J/mol; omega (n,) Arrhenius Omega, cem43 (n,) min, T_max (n,) C;
+    rate_prev (n,): exp(-E_a / (R T0)) from the last step (-1: not known), replaced by that of
+    T1 (bitwise-neutral, as in zone_step)."""
+    log_minutes = math.log(dt / 60.0)
     for i in range(T0.shape[0]):
         t0, t1 = T0[i], T1[i]
-        omega[i] += arrhenius_increment(t0, t1, dt, A[i], Ea[i])
-        cem43[i] = cem43_increment_capped(cem43[i], t0, t1, dt)
+        a = Ea[i] / GAS_CONSTANT_J_PER_MOLK
+        K0 = t0 + KELVIN
+        K1 = t1 + KELVIN
+        r0 = rate_prev[i]
+        if r0 < 0.0:
+            r0 = math.exp(-a / K0)
+        r1 = math.exp(-a / K1)
+        omega[i] += _increment_from_rates(K0, K1, r0, r1, dt, A[i], a)
+        rate_prev[i] = r1
+        cem43[i] = cem43_increment_capped(cem43[i], t0, t1, log_minutes)
         if t1 > T_max[i]:
             T_max[i] = t1
 

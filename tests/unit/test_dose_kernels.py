@@ -70,7 +70,7 @@ def test_cem43_kernel_equals_numpy():
     prior = np.random.default_rng(3).uniform(0.0, 500.0, len(t0))
     prior[-1] = damage.CEM43_CAP_MIN
     ref = damage.cem43_increment_capped(prior, t0, t1, 2.0)
-    got = np.array([zk.cem43_increment_capped(d, u, v, 2.0) for d, u, v in zip(prior, t0, t1)])
+    got = np.array([zk.cem43_increment_capped(d, u, v, np.log(2.0 / 60.0)) for d, u, v in zip(prior, t0, t1)])
     # computed in log space: a log of up to ~30 rounded differently (1e-15 absolute) gives
     # ~3e-14 relative after exp; 1e-12 leaves room, a wrong formula is off by orders more
     assert np.allclose(got, ref, rtol=1e-12, atol=0.0), np.max(np.abs(got - ref) / ref)
@@ -130,7 +130,7 @@ def test_nodal_dose_step_equals_numpy():
     ref_omega = omega + damage.arrhenius_increment(t0, t1, 1.5, A, EA)
     ref_cem = damage.cem43_increment_capped(cem43, t0, t1, 1.5)
     ref_max = np.maximum(T_max, t1)
-    zk.nodal_dose_step(t0, t1, 1.5, A_n, Ea_n, omega, cem43, T_max)
+    zk.nodal_dose_step(t0, t1, 1.5, A_n, Ea_n, omega, cem43, T_max, np.full(n, -1.0))
     assert np.allclose(omega, ref_omega, rtol=1e-10, atol=0.0)
     assert np.allclose(cem43, ref_cem, rtol=1e-12, atol=0.0)
     assert np.array_equal(T_max, ref_max)
@@ -173,3 +173,20 @@ def test_rate_cache_is_bitwise_neutral():
         results.append(omega)
     assert np.array_equal(results[0], results[1])
     assert results[0].max() > 0
+
+
+def test_nodal_rate_cache_is_bitwise_neutral():
+    rng = np.random.default_rng(9)
+    n = 500
+    temps = [rng.uniform(37, 90, n)]
+    for _ in range(3):
+        temps.append(temps[-1] + rng.choice([0.0, 0.005, 0.5, -2.0], n))
+    out = []
+    for keep in (True, False):
+        omega, cem43, T_max, rate = np.zeros(n), np.zeros(n), temps[0].copy(), np.full(n, -1.0)
+        for k in range(1, 4):
+            if not keep:
+                rate.fill(-1.0)
+            zk.nodal_dose_step(temps[k - 1], temps[k], 1.0, np.full(n, A), np.full(n, EA), omega, cem43, T_max, rate)
+        out.append(omega)
+    assert np.array_equal(out[0], out[1]) and out[0].max() > 0
