@@ -46,6 +46,21 @@ def _geometry(level="T8", tumour=(INSIDE,), **kw) -> SpineGeometry:
 # --------------------------------------------------------------------------- dimensions
 
 
+def test_block_extent_is_the_layouts_block_for_every_input():
+    """The memoised block extent is the layout's block for the geometry at hand: other level,
+    cortical thickness or soft-tissue margin give their own block, never a cached neighbour's."""
+    seen = set()
+    for level in ("T2", "T8", "T12"):
+        for t in (0.0008, 0.001):
+            for margin in (0.01, 0.015):
+                g = SpineGeometry(kind="spine", level=level, cortical_thickness_m=t, soft_tissue_margin_m=margin)
+                lay = sd.layout(g)
+                assert sd.block_extent(g) == (lay.block_lo, lay.block_hi)
+                assert sd.block_extent(g) == (lay.block_lo, lay.block_hi)  # from the cache
+                seen.add(sd.block_extent(g))
+    assert len(seen) == 6  # 3 levels x 2 margins: the cortex lies inside the body, it does not move the block
+
+
 @pytest.mark.parametrize("level", list(sd.LEVELS))
 def test_layout_is_consistent_at_every_level(level):
     g = SpineGeometry(kind="spine", level=level)
