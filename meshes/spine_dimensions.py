@@ -90,7 +90,6 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
-from types import SimpleNamespace
 from typing import NamedTuple
 
 import numpy as np
@@ -482,16 +481,8 @@ def layout(geometry) -> SpineLayout:
 
 
 def block_extent(geometry) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
-    """(lo, hi) corners of the soft-tissue block (m). Memoised on the three inputs of
-    :func:`layout` (SpineGeometry.contains calls it per point: thousands of times when a
-    catheter's length in tissue is measured, meshes.cavities.length_inside)."""
-    return _block_extent(geometry.level, float(geometry.cortical_thickness_m), float(geometry.soft_tissue_margin_m))
-
-
-@functools.lru_cache(maxsize=64)
-def _block_extent(level: str, cortical_thickness_m: float, soft_tissue_margin_m: float):
-    lay = layout(SimpleNamespace(level=level, cortical_thickness_m=cortical_thickness_m,
-                                 soft_tissue_margin_m=soft_tissue_margin_m))
+    """(lo, hi) corners of the soft-tissue block (m)."""
+    lay = layout(geometry)
     return lay.block_lo, lay.block_hi
 
 

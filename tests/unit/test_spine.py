@@ -46,19 +46,24 @@ def _geometry(level="T8", tumour=(INSIDE,), **kw) -> SpineGeometry:
 # --------------------------------------------------------------------------- dimensions
 
 
-def test_block_extent_is_the_layouts_block_for_every_input():
-    """The memoised block extent is the layout's block for the geometry at hand: other level,
-    cortical thickness or soft-tissue margin give their own block, never a cached neighbour's."""
-    seen = set()
-    for level in ("T2", "T8", "T12"):
+def test_spine_contains_is_the_layouts_block_for_every_input():
+    """SpineGeometry.contains (its block memoised on level, cortical thickness and margin) is
+    the layout's block for the geometry at hand: just inside every corner, just outside along
+    each axis, for other levels and margins in any order (never a cached neighbour's block)."""
+    for level in ("T2", "T8", "T12", "T8"):
         for t in (0.0008, 0.001):
-            for margin in (0.01, 0.015):
+            for margin in (0.01, 0.015, 0.01):
                 g = SpineGeometry(kind="spine", level=level, cortical_thickness_m=t, soft_tissue_margin_m=margin)
-                lay = sd.layout(g)
-                assert sd.block_extent(g) == (lay.block_lo, lay.block_hi)
-                assert sd.block_extent(g) == (lay.block_lo, lay.block_hi)  # from the cache
-                seen.add(sd.block_extent(g))
-    assert len(seen) == 6  # 3 levels x 2 margins: the cortex lies inside the body, it does not move the block
+                lo, hi = np.asarray(sd.layout(g).block_lo), np.asarray(sd.layout(g).block_hi)
+                eps = 1e-9
+                for corner in np.array(np.meshgrid(*zip(lo + eps, hi - eps))).reshape(3, -1).T:
+                    assert g.contains(tuple(corner))
+                for i in range(3):
+                    for end, step in ((lo, -1.0), (hi, 1.0)):
+                        p = 0.5 * (lo + hi)
+                        p[i] = end[i] + step * 1e-6
+                        assert not g.contains(tuple(p))
+                        assert g.contains(tuple(p), tol=2e-6)
 
 
 @pytest.mark.parametrize("level", list(sd.LEVELS))
