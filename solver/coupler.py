@@ -57,7 +57,7 @@ class Coupler:
         self.case, self.bundle = case, bundle
         self.heat = heat = BioheatProblem(case, bundle)
         heat.add_loads(case_loads(heat))
-        self.laser = Laser(case, bundle, heat.V) if case.applicator else None
+        self.laser = Laser(case, bundle, heat.V, pattern_of=(heat.A, heat.a_form)) if case.applicator else None
         if self.laser is not None:
             heat.add_loads(laser_loads(self.laser))
         self.manufactured = ManufacturedSolution(heat) if case.manufactured else None

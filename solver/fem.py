@@ -70,6 +70,47 @@ def assemble_vector(form, out: PETSc.Vec | None = None) -> PETSc.Vec:
     return out
 
 
+def cell_pattern_cells(form: fem.Form) -> np.ndarray | None:
+    """Which local cells (bool per cell, ghosts included) the bilinear ``form`` integrates
+    over, when its sparsity is made of cell couplings only: one space for test and trial, only
+    cell and exterior-facet integrals (an exterior facet couples only the dofs of its cell), and
+    cell integrals covering every owned cell. None otherwise. Two such forms on the same space
+    with the same cells have the same sparsity pattern. Not collective."""
+    spaces = form.function_spaces
+    if form.rank != 2 or spaces[0] is not spaces[1]:
+        return None
+    types = set(form.integral_types)
+    if not types <= {fem.IntegralType.cell, fem.IntegralType.exterior_facet} or fem.IntegralType.cell not in types:
+        return None
+    cpp = form._cpp_object  # the integration domains are not exposed by the Python Form (DOLFINx 0.11)
+    imap = form.mesh.topology.index_map(form.mesh.topology.dim)
+    cells = np.zeros(imap.size_local + imap.num_ghosts, dtype=bool)
+    for i in range(form.num_integrals(fem.IntegralType.cell, 0)):
+        cells[np.asarray(cpp.domains(fem.IntegralType.cell, i))] = True
+    return cells if cells[: imap.size_local].all() else None
+
+
+def assemble_operator(form: fem.Form, bcs=(), like: tuple[PETSc.Mat, fem.Form] | None = None) -> PETSc.Mat:
+    """``dolfinx.fem.petsc.assemble_matrix(form, bcs)``, assembled. With ``like = (A0, form0)``
+    where ``form0`` and ``form`` are on the same space and made of cell couplings over the same
+    cells (``cell_pattern_cells``), the matrix starts as a copy of A0's sparsity pattern
+    (MatDuplicate without values) instead of a pattern built again from the mesh (0.2-0.4 s at
+    150k dofs): the same matrix, entry for entry. Otherwise, or when ranks disagree, the
+    pattern is built. Collective."""
+    reuse = False
+    if like is not None and like[1].function_spaces[0] is form.function_spaces[0]:
+        mine, theirs = cell_pattern_cells(form), cell_pattern_cells(like[1])
+        reuse = mine is not None and theirs is not None and np.array_equal(mine, theirs)
+    if form.mesh.comm.allreduce(bool(reuse), op=MPI.LAND):
+        A = like[0].duplicate(copy=False)
+        A.zeroEntries()
+        dolfinx.fem.petsc.assemble_matrix(A, form, bcs=list(bcs))
+    else:
+        A = dolfinx.fem.petsc.assemble_matrix(form, bcs=list(bcs))
+    A.assemble()
+    return A
+
+
 def create_ksp(
     comm: MPI.Comm,
     A: PETSc.Mat,

@@ -77,8 +77,11 @@ def optical_fields(case: Case) -> dict[str, OpticalProperties]:
 class Laser:
     """All emitters of a case on the heat problem's mesh and space."""
 
-    def __init__(self, case: Case, bundle, V: fem.FunctionSpace):
+    def __init__(self, case: Case, bundle, V: fem.FunctionSpace, pattern_of=None):
+        """``pattern_of``: (matrix, form) of the heat operator on ``V``, whose sparsity the
+        light operator reuses when it has the same (solver.fem.assemble_operator)."""
         self.case = case
+        self.pattern_of = pattern_of
         self.bundle = bundle
         self.V = V
         self.mesh = bundle.mesh
@@ -136,7 +139,9 @@ class Laser:
                 facet_tags=self.bundle.facet_tags,
                 boundary_tags=outer_tags,
                 rtol=1e-10,
+                pattern_of=self.pattern_of,
             )
+            self.pattern_of = None  # used once: no reference kept to the other operator
         else:
             self.light.update_optical(self.optical)
         self._solve_emitters()

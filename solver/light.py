@@ -47,7 +47,7 @@ from mpi4py import MPI
 from petsc4py import PETSc
 
 from .errors import SolverError
-from .fem import assemble_vector, create_ksp, min_cell_size, region_dofs, untagged_cells
+from .fem import assemble_operator, assemble_vector, create_ksp, min_cell_size, region_dofs, untagged_cells
 from .geometry import segment_quadrature
 from .probes import PointOutsideMesh, point_load_vector
 
@@ -166,7 +166,10 @@ class LightProblem:
         rtol: float = 1e-10,
         atol: float = 1e-30,
         max_iterations: int = 2000,
+        pattern_of: tuple[PETSc.Mat, fem.Form] | None = None,
     ):
+        """``pattern_of``: (matrix, its form) of another operator on the same space whose
+        sparsity pattern the light operator may reuse (solver.fem.assemble_operator)."""
         if boundary not in ("robin", "zero"):
             raise ValueError(f"boundary = '{boundary}': use 'robin' or 'zero'")
         self.mesh = mesh
@@ -190,7 +193,7 @@ class LightProblem:
         self.dx = ufl.Measure("dx", domain=mesh)
         self._boundary_dofs = fem.locate_dofs_topological(self.V, tdim - 1, facets)
         self._forms()
-        self._operator(ksp_type, pc_type, rtol, atol, max_iterations)
+        self._operator(ksp_type, pc_type, rtol, atol, max_iterations, pattern_of)
         self.iterations: list[int] = []
 
     # ------------------------------------------------------------------ set-up
@@ -260,9 +263,8 @@ class LightProblem:
             self.bcs = [fem.dirichletbc(zero, self._boundary_dofs, self.V)]
         self.a_form = fem.form(a)
 
-    def _operator(self, ksp_type, pc_type, rtol, atol, max_iterations) -> None:
-        self.A = dolfinx.fem.petsc.assemble_matrix(self.a_form, bcs=self.bcs)
-        self.A.assemble()
+    def _operator(self, ksp_type, pc_type, rtol, atol, max_iterations, pattern_of=None) -> None:
+        self.A = assemble_operator(self.a_form, self.bcs, like=pattern_of)
         self.ksp = create_ksp(self.comm, self.A, prefix="light_", ksp_type=ksp_type, pc_type=pc_type,
                               rtol=rtol, atol=atol, max_it=max_iterations)
 

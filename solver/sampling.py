@@ -84,26 +84,30 @@ class CriticalRecorder:
 # --------------------------------------------------------------------------- DVH
 
 
-def quadrature_samples(problem, functions, tag: int) -> tuple[np.ndarray, np.ndarray]:
-    """Values of ``functions`` at the quadrature points of the owned cells tagged ``tag``, and
-    each point's volume weight (m3; they sum to the region's volume on this rank for affine
-    cells). Returns (values (n_functions, n_points), weights (n_points,))."""
-    mesh = problem.mesh
-    tdim = mesh.topology.dim
-    n_owned = mesh.topology.index_map(tdim).size_local
-    cells = problem.bundle.cell_tags.find(tag)
-    cells = np.ascontiguousarray(cells[cells < n_owned], dtype=np.int32)
-    cell_type = basix.CellType[mesh.topology.cell_name()]
-    X, w = basix.make_quadrature(cell_type, DVH_QUADRATURE_DEGREE)
-    Q0 = problem.Q0
-    vol = fem.assemble_vector(fem.form(ufl.TestFunction(Q0) * ufl.dx(domain=mesh))).array
-    cell_dof = Q0.dofmap.list[cells].reshape(-1)
-    weights = (vol[cell_dof][:, None] * (w / w.sum())[None, :]).reshape(-1)
-    values = []
-    for f in functions:
-        expr = fem.Expression(f, X)  # collective (JIT): every rank, with or without cells
-        values.append(np.asarray(expr.eval(mesh, cells)).reshape(-1) if len(cells) else np.zeros(0))
-    return np.array(values).reshape(len(functions), -1), weights
+class QuadratureSampler:
+    """Values of ``functions`` at the degree-``DVH_QUADRATURE_DEGREE`` quadrature points of a
+    region's owned cells, with each point's volume weight. The cell volumes and one compiled
+    expression per function are made once (collective, JIT) and serve every region."""
+
+    def __init__(self, problem, functions):
+        mesh = self.mesh = problem.mesh
+        self.cell_tags = problem.bundle.cell_tags
+        self.n_owned = mesh.topology.index_map(mesh.topology.dim).size_local
+        X, w = basix.make_quadrature(basix.CellType[mesh.topology.cell_name()], DVH_QUADRATURE_DEGREE)
+        self.w = w / w.sum()
+        self.Q0 = problem.Q0
+        self.vol = fem.assemble_vector(fem.form(ufl.TestFunction(self.Q0) * ufl.dx(domain=mesh))).array
+        self.expressions = [fem.Expression(f, X) for f in functions]  # collective (JIT): every rank
+
+    def __call__(self, tag: int) -> tuple[np.ndarray, np.ndarray]:
+        """(values (n_functions, n_points), weights (n_points,)) on the owned cells tagged ``tag``;
+        the weights (m3) sum to the region's volume on this rank for affine cells. Not collective."""
+        cells = self.cell_tags.find(tag)
+        cells = np.ascontiguousarray(cells[cells < self.n_owned], dtype=np.int32)
+        cell_dof = self.Q0.dofmap.list[cells].reshape(-1)
+        weights = (self.vol[cell_dof][:, None] * self.w[None, :]).reshape(-1)
+        values = [np.asarray(e.eval(self.mesh, cells)).reshape(-1) if len(cells) else np.zeros(0) for e in self.expressions]
+        return np.array(values).reshape(len(self.expressions), -1), weights
 
 
 def cumulative_volume_fraction(values: np.ndarray, weights: np.ndarray, levels: np.ndarray, comm) -> tuple[np.ndarray, float]:
@@ -129,7 +133,8 @@ def dvh(problem, regions: list[str]) -> dict[str, np.ndarray]:
     funcs = [T] + ([dose.cem43, dose.omega] if dose is not None else [])
     for f in funcs:
         f.x.scatter_forward()
-    samples = {r: quadrature_samples(problem, funcs, problem.bundle.regions[r]) for r in regions}
+    sampler = QuadratureSampler(problem, funcs)
+    samples = {r: sampler(problem.bundle.regions[r]) for r in regions}
     zone = getattr(dose, "zone", None) if dose is not None else None
     floors = {}
     if zone is not None:

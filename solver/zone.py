@@ -34,6 +34,7 @@ from dolfinx import fem
 from mpi4py import MPI
 
 from .damage import GAS_CONSTANT_J_PER_MOLK, KELVIN
+from .distances import distance_max_min, distance_min  # noqa: F401  (re-exported for solver.metrics)
 from .dose_kernels import DOSE_CEM43, DOSE_NONE, DOSE_OMEGA, empty_dose, zone_step
 
 MODEL_LIMIT_C = 100.0  # water boils: above it the model's temperatures are overestimates
@@ -310,25 +311,3 @@ def _add_mode():
     from dolfinx.la import InsertMode
 
     return InsertMode.add
-
-
-def distance_min(points: np.ndarray, targets: np.ndarray, chunk: int = 2048) -> float:
-    """Smallest distance (m) between two point sets; inf when either is empty."""
-    if len(points) == 0 or len(targets) == 0:
-        return math.inf
-    best = math.inf
-    for i in range(0, len(points), chunk):
-        d = np.linalg.norm(points[i : i + chunk, None, :] - targets[None, :, :], axis=2)
-        best = min(best, float(d.min()))
-    return best
-
-
-def distance_max_min(points: np.ndarray, targets: np.ndarray, chunk: int = 1024) -> float:
-    """Largest distance (m) from a point to its nearest target; 0 when either is empty."""
-    if len(points) == 0 or len(targets) == 0:
-        return 0.0
-    worst = 0.0
-    for i in range(0, len(points), chunk):
-        d = np.linalg.norm(points[i : i + chunk, None, :] - targets[None, :, :], axis=2)
-        worst = max(worst, float(d.min(axis=1).max()))
-    return worst

@@ -9,13 +9,16 @@ import numpy as np
 import pytest
 
 import solver.compat  # noqa: F401  (import order)
+import dolfinx.mesh
 import ufl
 from dolfinx import fem
 from mpi4py import MPI
 from petsc4py import PETSc
 
 from meshes.structured import structured_box
-from solver.fem import assemble_vector, create_ksp, min_cell_size, region_function, untagged_cells
+from solver.fem import (
+    assemble_operator, assemble_vector, cell_pattern_cells, create_ksp, min_cell_size, region_function, untagged_cells,
+)
 
 SIDE = 0.02  # m
 N = 4
@@ -84,3 +87,43 @@ def test_ksp_solves_the_mass_system_and_leaves_the_options_alone(bundle, pc):
     ksp.destroy()
     for obj in (M, b, x):
         obj.destroy()
+
+
+def _csr(A: PETSc.Mat):
+    indptr, indices, values = A.getValuesCSR()
+    return np.asarray(indptr).copy(), np.asarray(indices).copy(), np.asarray(values).copy()
+
+
+@pytest.mark.mpi
+def test_operator_reuses_a_cell_pattern_and_equals_a_fresh_assembly(bundle):
+    """A diffusion-absorption operator with a Robin term and a Dirichlet condition, assembled
+    into the pattern of a mass matrix on the same space, equals the fresh assembly entry for
+    entry (row pointers, columns, values) on every rank; forms whose pattern differs from the
+    cell pattern (an interior-facet term, or cell integrals over one region only) are not
+    eligible and are assembled afresh, with the same values as without ``like``."""
+    mesh = bundle.mesh
+    V = fem.functionspace(mesh, ("Lagrange", 1))
+    u, v = ufl.TrialFunction(V), ufl.TestFunction(V)
+    mass = fem.form(u * v * ufl.dx)
+    M = assemble_operator(mass)
+    tdim = mesh.topology.dim
+    mesh.topology.create_connectivity(tdim - 1, tdim)
+    facets = dolfinx.mesh.exterior_facet_indices(mesh.topology)
+    bc = fem.dirichletbc(fem.Constant(mesh, 0.0), fem.locate_dofs_topological(V, tdim - 1, facets[: len(facets) // 2]), V)
+    dx = ufl.Measure("dx", domain=mesh, subdomain_data=bundle.cell_tags)
+    forms = {
+        "cell pattern": (ufl.inner(ufl.grad(u), ufl.grad(v)) * ufl.dx + 3.0 * u * v * ufl.dx + 0.5 * u * v * ufl.ds, True),
+        "interior facets": (u * v * ufl.dx + ufl.avg(u) * ufl.avg(v) * ufl.dS, False),
+        "one region": (u * v * dx(bundle.regions["ball"]), False),
+        "every region": (sum(u * v * dx(t) for t in bundle.regions.values()), True),
+    }
+    n_owned = mesh.topology.index_map(tdim).size_local
+    assert cell_pattern_cells(mass) is not None and cell_pattern_cells(mass)[:n_owned].all()
+    for name, (a, eligible) in forms.items():
+        form = fem.form(a)
+        local = cell_pattern_cells(form) is not None and np.array_equal(cell_pattern_cells(form), cell_pattern_cells(mass))
+        assert mesh.comm.allreduce(local, op=MPI.LAND) == eligible, name
+        fresh = _csr(assemble_operator(form, [bc]))
+        reused = _csr(assemble_operator(form, [bc], like=(M, mass)))
+        for x, y in zip(fresh, reused):
+            np.testing.assert_array_equal(x, y, err_msg=name)

@@ -10,7 +10,7 @@ from dolfinx import mesh as dmesh
 from mpi4py import MPI
 
 from solver import compat
-from solver.probes import PointOutsideMesh, locate
+from solver.probes import PointOutsideMesh, locate, owned_cell_tree
 
 
 def _barycentric_min(mesh, cell: int, p: np.ndarray) -> float:
@@ -50,3 +50,25 @@ def test_points_outside_are_refused_and_points_on_the_boundary_found():
     assert comm.allreduce(int(np.count_nonzero(located.cells >= 0))) == 2
     outside = locate(mesh, [[2.0, 0.5, 0.5], [0.5, 0.5, 0.5]], allow_outside=True)
     assert outside.owner[0] == comm.size and outside.owner[1] < comm.size
+
+
+@pytest.mark.mpi
+def test_cell_tree_is_built_once_per_mesh_and_rebuilt_when_the_mesh_moves():
+    """The owned-cell tree is reused by every locate on the same mesh; moving the coordinates
+    (x -> x + 1) rebuilds it, so points are found where the mesh now is, not where it was."""
+    comm = MPI.COMM_WORLD
+    mesh = dmesh.create_unit_cube(comm, 4, 4, 4, cell_type=dmesh.CellType.tetrahedron)
+    tree = owned_cell_tree(mesh)
+    assert owned_cell_tree(mesh) is tree
+    num_owned = mesh.topology.index_map(3).size_local
+    assert tree.num_bboxes == (2 * num_owned - 1 if num_owned else 0)  # a binary tree over the owned cells
+    other = dmesh.create_unit_cube(comm, 4, 4, 4, cell_type=dmesh.CellType.tetrahedron)
+    assert owned_cell_tree(other) is not tree  # per mesh, not shared between meshes
+    before = locate(mesh, [[0.5, 0.5, 0.5]])
+    assert owned_cell_tree(mesh) is tree
+    mesh.geometry.x[:, 0] += 1.0
+    assert owned_cell_tree(mesh) is not tree
+    after = locate(mesh, [[1.5, 0.5, 0.5]])
+    assert after.owner[0] == before.owner[0] and after.cells[0] == before.cells[0]
+    with pytest.raises(PointOutsideMesh):
+        locate(mesh, [[0.5, 0.5, 0.5]])

@@ -46,6 +46,26 @@ def _geometry(level="T8", tumour=(INSIDE,), **kw) -> SpineGeometry:
 # --------------------------------------------------------------------------- dimensions
 
 
+def test_spine_contains_is_the_layouts_block_for_every_input():
+    """SpineGeometry.contains (its block memoised on level, cortical thickness and margin) is
+    the layout's block for the geometry at hand: just inside every corner, just outside along
+    each axis, for other levels and margins in any order (never a cached neighbour's block)."""
+    for level in ("T2", "T8", "T12", "T8"):
+        for t in (0.0008, 0.001):
+            for margin in (0.01, 0.015, 0.01):
+                g = SpineGeometry(kind="spine", level=level, cortical_thickness_m=t, soft_tissue_margin_m=margin)
+                lo, hi = np.asarray(sd.layout(g).block_lo), np.asarray(sd.layout(g).block_hi)
+                eps = 1e-9
+                for corner in np.array(np.meshgrid(*zip(lo + eps, hi - eps))).reshape(3, -1).T:
+                    assert g.contains(tuple(corner))
+                for i in range(3):
+                    for end, step in ((lo, -1.0), (hi, 1.0)):
+                        p = 0.5 * (lo + hi)
+                        p[i] = end[i] + step * 1e-6
+                        assert not g.contains(tuple(p))
+                        assert g.contains(tuple(p), tol=2e-6)
+
+
 @pytest.mark.parametrize("level", list(sd.LEVELS))
 def test_layout_is_consistent_at_every_level(level):
     g = SpineGeometry(kind="spine", level=level)
