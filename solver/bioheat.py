@@ -34,7 +34,7 @@ from .boundaries import (check_mesh_names, coolant_boundaries, dirichlet_conditi
                          surface_measure)
 from .config import Case, CaseError
 from .errors import SolverError
-from .fem import assemble_vector, create_ksp, region_function, untagged_cells
+from .fem import assemble_operator, assemble_vector, create_ksp, region_function, untagged_cells
 from .startup import DampedStart
 
 KSP_NOTE = """Krylov solver chosen by measurement (scripts/bench.py, 205k P1 dofs, 2-core machine):
@@ -148,12 +148,11 @@ class BioheatProblem:
         self.A = dolfinx.fem.petsc.assemble_matrix(self.a_form, bcs=self.bcs)
         self.A.assemble()
         self.B = self.M_dt = self.startup = None
+        # B and M_dt on A's sparsity pattern where their couplings allow (solver.fem.assemble_operator)
         if self.b_form is not None:
-            self.B = dolfinx.fem.petsc.assemble_matrix(self.b_form)
-            self.B.assemble()
+            self.B = assemble_operator(self.b_form, like=(self.A, self.a_form))
         if self.m_form is not None:
-            self.M_dt = dolfinx.fem.petsc.assemble_matrix(self.m_form)  # no BC rows: like B
-            self.M_dt.assemble()
+            self.M_dt = assemble_operator(self.m_form, like=(self.A, self.a_form))  # no BC rows: like B
             self.startup = DampedStart(self.case)
         self.c = assemble_vector(self.c_form)
         self.lift = dolfinx.fem.petsc.create_vector(self.V)
