@@ -51,6 +51,7 @@ from meshes import (
     region_volumes,
     surface_areas,
 )
+from meshes.cache import arrays_file as cache_arrays_file
 from solver.config import (
     BoxGeometry,
     CylinderGeometry,
@@ -438,9 +439,12 @@ def test_cache_hit_reads_the_file_and_does_not_mesh(tmp_path, monkeypatch):
     assert first.cache_path == cache_file(cache, BOX_TUMOUR) and first.cache_path.is_file()
     assert "built and cached" in first.source and str(first.cache_path) in first.source
     # issue 10: the content hash is stored beside the cached mesh
-    assert sorted(p.name for p in cache.iterdir()) == [first.cache_path.name, first.cache_path.name + ".sha256"], (
-        "no temporary files left"
-    )
+    # issue 12: and the same mesh as arrays for DOLFINx (read without gmsh), with its own hash
+    arrays = cache_arrays_file(first.cache_path).name
+    assert arrays == first.cache_path.stem + ".arrays.npz"
+    assert sorted(p.name for p in cache.iterdir()) == sorted(
+        [first.cache_path.name, first.cache_path.name + ".sha256", arrays, arrays + ".sha256"]
+    ), "no temporary files left"
 
     def no_meshing(*args, **kwargs):
         raise AssertionError("gmsh meshing was invoked on a cache hit")
