@@ -2,8 +2,9 @@
 
 An entry is the gmsh model as a .msh 4.1 file (``<kind>-<key>.msh``), and beside it the same
 mesh as arrays ready for DOLFINx (``<kind>-<key>.arrays.npz``, :mod:`meshes.arrays`: read
-without gmsh). Each file has its content hash in a ``.sha256`` sidecar; the arrays also record
-the hash of the .msh they were derived from."""
+without gmsh) and, for each number of ranks N > 1 it was loaded on, the cell partition the
+graph partitioner chose (``<kind>-<key>.partition-<N>.npz``). Each file has its content hash in
+a ``.sha256`` sidecar; the arrays and partitions also record the hash of the .msh they belong to."""
 
 from __future__ import annotations
 
@@ -69,6 +70,13 @@ def arrays_file(path: Path) -> Path:
     """The arrays beside the cached mesh ``<stem>.msh``: ``<stem>.arrays.npz``."""
     path = Path(path)
     return path.with_name(path.stem + ".arrays.npz")
+
+
+def partition_file(path: Path, ranks: int) -> Path:
+    """The recorded cell partition on ``ranks`` ranks beside the cached mesh ``<stem>.msh``:
+    ``<stem>.partition-<ranks>.npz``."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}.partition-{int(ranks)}.npz")
 
 
 def write_arrays_atomically(path: Path, data: dict) -> None:

@@ -20,7 +20,7 @@ import dolfinx
 from dolfinx.io import gmsh as dgmsh
 
 from . import cache as _cache
-from .arrays import MeshArrays, arrays_from_model, mesh_from_arrays
+from .arrays import MeshArrays, arrays_from_model, mesh_from_arrays, partition_from_npz, partition_record
 from .bundle import MeshBundle, empty_meshtags
 
 T = TypeVar("T")
@@ -229,8 +229,16 @@ def cached_gmsh_bundle(
     finally:
         if session is not None:
             session.__exit__(None, None, None)  # no-op unless prepare() opened it
-    mesh, cell_tags, facet_tags = mesh_from_arrays(comm, arrays)
+    partition = _stored_partition(Path(path), comm.size, len(arrays.cells)) if comm.rank == 0 and from_cache else None
+    mesh, cell_tags, facet_tags, recorded = mesh_from_arrays(comm, arrays, partition)
     del arrays
+    if recorded is not None and path is not None:  # rank 0
+        try:
+            digest = _cache.digest_file(Path(path)).read_text().strip()
+            _cache.write_arrays_atomically(_cache.partition_file(Path(path), comm.size),
+                                           partition_record(recorded, comm.size, digest))
+        except OSError as err:
+            warnings.warn(f"mesh cache partition not written ({path}): {err}", RuntimeWarning, stacklevel=2)
 
     if from_cache:
         source = f"{label}, cached at {path}"
@@ -248,6 +256,29 @@ def cached_gmsh_bundle(
         cache_path=Path(path) if path is not None else None,
         from_cache=from_cache,
     )
+
+
+def _stored_partition(msh: Path, ranks: int, num_cells: int) -> np.ndarray | None:
+    """Rank 0: the cell partition recorded for ``ranks`` ranks beside the cached ``msh``, if it
+    is valid (hash, this mesh, this DOLFINx); a damaged one is reported (RuntimeWarning), one of
+    another mesh or DOLFINx version is not; either is recorded again by the caller."""
+    if ranks == 1:
+        return None
+    part = _cache.partition_file(msh, ranks)
+    if not part.is_file():
+        return None
+    valid, why = _cache.validate_cached(part)
+    if valid:
+        try:
+            with np.load(part, allow_pickle=False) as data:
+                return partition_from_npz(data, _cache.digest_file(msh).read_text().strip(), ranks, num_cells)
+        except ValueError:  # recorded for another mesh or DOLFINx version: recorded again, quietly
+            return None
+        except (OSError, KeyError) as err:
+            why = f"unreadable ({type(err).__name__}: {err})"
+    if _cache.digest_file(part).exists():
+        warnings.warn(f"mesh cache entry {part.name}: {why}; partitioning again", RuntimeWarning, stacklevel=3)
+    return None
 
 
 def _write_arrays(msh: Path, arrays: MeshArrays) -> None:

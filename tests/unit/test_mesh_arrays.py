@@ -1,8 +1,10 @@
 """Cached meshes as arrays (issue 12): a cache hit reads ``<entry>.arrays.npz`` without gmsh and
-builds the DOLFINx mesh and tags itself (meshes.arrays). Checked against DOLFINx's own
-``dolfinx.io.gmsh.model_to_mesh`` of the cached .msh (every cell's region and every tagged
-facet, located by their centroids), serial and on 2 ranks; and the cache's integrity rules
-extended to the arrays file (hash, source .msh, format, upgrade of an entry without arrays)."""
+builds the DOLFINx mesh and tags itself (meshes.arrays), on more than one rank with the cell
+partition recorded when the mesh was first distributed on as many ranks. Checked against
+DOLFINx's own ``dolfinx.io.gmsh.model_to_mesh`` of the cached .msh (every cell's region and
+every tagged facet, located by their centroids), serial and on 2 ranks; the cached mesh is
+distributed exactly as the built one; and the cache's integrity rules extended to the arrays
+and partition files (hash, source .msh, format, upgrade of an entry without arrays)."""
 
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from dolfinx.io import gmsh as dgmsh
 
 from meshes import build_mesh, region_volumes, surface_areas
 from meshes.arrays import ARRAYS_FORMAT, facet_cell_pairs
-from meshes.cache import arrays_file, digest_file, validate_cached
+from meshes.cache import arrays_file, digest_file, partition_file, validate_cached
 from meshes.cavities import CatheterCavity
 from meshes.gmshio import GmshSession
 from solver.config import BoxGeometry
@@ -101,8 +103,50 @@ def test_cache_hit_does_not_use_gmsh(shared_tmp, monkeypatch):
 
     monkeypatch.setattr(gmsh, "initialize", no_gmsh)
     monkeypatch.setattr(gmsh, "merge", no_gmsh)
+    # on 2 ranks: the recorded partition, not the graph partitioner
+    monkeypatch.setattr(dolfinx.mesh, "create_cell_partitioner", no_gmsh)
     second = build_mesh(BOX_TUMOUR, COMM, cache_dir=cache)
     assert second.from_cache and second.num_cells_global() == first.num_cells_global()
+    assert np.array_equal(first.mesh.topology.original_cell_index, second.mesh.topology.original_cell_index)
+
+
+@pytest.mark.mpi
+@pytest.mark.skipif(COMM.size == 1, reason="a partition is recorded on more than one rank")
+@pytest.mark.parametrize("how", ["bytes", "dolfinx", "ranks"])
+def test_partition_damaged_or_foreign_is_partitioned_again(shared_tmp, how):
+    from meshes.cache import write_arrays_atomically
+
+    cache = shared_tmp / how
+    first = build_mesh(BOX_TUMOUR, COMM, cache_dir=cache)
+    part = partition_file(first.cache_path, COMM.size)
+    good = part.read_bytes() if COMM.rank == 0 else None
+    COMM.barrier()
+    if COMM.rank == 0:
+        if how == "bytes":
+            data = bytearray(good)
+            data[-5] ^= 0xFF
+            part.write_bytes(bytes(data))
+        else:
+            with np.load(part) as d:
+                fields = dict(d)
+            if how == "dolfinx":
+                fields["dolfinx"] = np.array("0.0.0")
+            else:  # a partition into more ranks: refused, never replayed
+                fields["dest"] = np.full_like(fields["dest"], COMM.size)
+            write_arrays_atomically(part, fields)
+    COMM.barrier()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        again = build_mesh(BOX_TUMOUR, COMM, cache_dir=cache)
+    assert again.from_cache
+    assert np.array_equal(first.mesh.topology.original_cell_index, again.mesh.topology.original_cell_index)
+    if COMM.rank == 0:
+        messages = [str(w.message) for w in caught]
+        if how == "bytes":
+            assert any(part.name in m and "partitioning again" in m for m in messages), messages
+        else:
+            assert not messages, messages
+        assert part.read_bytes() == good  # recorded again: the same partition
 
 
 @pytest.mark.mpi
