@@ -218,10 +218,14 @@ def cached_gmsh_bundle(
         if path is not None:
             try:
                 _cache.write_model_atomically(path)
-                _write_arrays(path, arrays)
             except OSError as err:
                 warnings.warn(f"mesh cache not written ({path}): {err}", RuntimeWarning, stacklevel=3)
                 path = None
+        if path is not None:
+            try:
+                _write_arrays(path, arrays)
+            except OSError as err:  # the .msh is cached; its arrays are derived again next time
+                warnings.warn(f"mesh cache arrays not written ({path}): {err}", RuntimeWarning, stacklevel=3)
         return False, (str(path) if path is not None else None)
 
     try:
@@ -237,8 +241,8 @@ def cached_gmsh_bundle(
             digest = _cache.digest_file(Path(path)).read_text().strip()
             _cache.write_arrays_atomically(_cache.partition_file(Path(path), comm.size),
                                            partition_record(recorded, comm.size, digest))
-        except OSError as err:
-            warnings.warn(f"mesh cache partition not written ({path}): {err}", RuntimeWarning, stacklevel=2)
+        except OSError:  # e.g. a read-only shared cache: only costs the partitioning next time
+            pass
 
     if from_cache:
         source = f"{label}, cached at {path}"
