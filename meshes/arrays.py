@@ -1,9 +1,10 @@
 """A tetrahedral gmsh mesh as plain arrays, and arrays -> distributed DOLFINx mesh with tags.
 
 The cache stores these arrays beside the .msh (``<entry>.arrays.npz``), so a cached load skips
-gmsh entirely, and the mesh is built without :func:`dolfinx.io.gmsh.model_to_mesh`'s two
-parallel look-ups of tagged entities (``distribute_entity_data`` + ``meshtags_from_entities``,
-1.7 s of the 4.5 s load of the converged T8 mesh on 2 ranks, docs/PERFORMANCE.md):
+gmsh entirely, and the mesh is built without :func:`dolfinx.io.gmsh.model_to_mesh`'s parallel
+look-ups of tagged entities (``distribute_entity_data`` + ``meshtags_from_entities`` for cells
+and for facets: about 1.7 s of the 4.5 s cached load of the converged T8 mesh, 897k cells, on
+2 ranks of a quiet 2-core machine):
 
 - cell tags come from :attr:`dolfinx.mesh.Topology.original_cell_index` (the input index of
   every local cell) and the tag of each input cell;
@@ -230,7 +231,7 @@ def mesh_from_arrays(comm: MPI.Comm, arrays: MeshArrays | None, partition: np.nd
     ``partition`` (rank 0; used if any): the destination rank of every input cell, as recorded
     from an earlier call on as many ranks (:func:`dolfinx.mesh.create_cell_partitioner`'s default
     graph partitioner, which is deterministic for the same input slices): it skips the dual graph
-    and the graph partitioner (about 40 % of ``create_mesh`` for the converged T8 mesh on
+    and the graph partitioner (about a third of ``create_mesh`` for the converged T8 mesh on
     2 ranks). Without one, the default partitioner runs and its result is returned as
     ``partition`` on rank 0 (None elsewhere, in serial, or when it is not one rank per cell).
     """
