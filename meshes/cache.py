@@ -1,4 +1,10 @@
-"""On-disk cache of gmsh-built primitive meshes (.msh 4.1 files keyed by the geometry)."""
+"""On-disk cache of gmsh-built meshes, keyed by the geometry.
+
+An entry is the gmsh model as a .msh 4.1 file (``<kind>-<key>.msh``), and beside it the same
+mesh as arrays ready for DOLFINx (``<kind>-<key>.arrays.npz``, :mod:`meshes.arrays`: read
+without gmsh) and, for each number of ranks N > 1 it was loaded on, the cell partition the
+graph partitioner chose (``<kind>-<key>.partition-<N>.npz``). Each file has its content hash in
+a ``.sha256`` sidecar; the arrays and partitions also record the hash of the .msh they belong to."""
 
 from __future__ import annotations
 
@@ -60,6 +66,33 @@ def cache_file(cache_dir: Path, geometry, cavities=()) -> Path:
     return Path(cache_dir) / f"{geometry.kind}-{cache_key(geometry, cavities)}.msh"
 
 
+def arrays_file(path: Path) -> Path:
+    """The arrays beside the cached mesh ``<stem>.msh``: ``<stem>.arrays.npz``."""
+    path = Path(path)
+    return path.with_name(path.stem + ".arrays.npz")
+
+
+def partition_file(path: Path, ranks: int) -> Path:
+    """The recorded cell partition on ``ranks`` ranks beside the cached mesh ``<stem>.msh``:
+    ``<stem>.partition-<ranks>.npz``."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}.partition-{int(ranks)}.npz")
+
+
+def write_arrays_atomically(path: Path, data: dict) -> None:
+    """``np.savez`` of ``data`` to ``path`` (uncompressed: read faster than it is hashed),
+    published atomically like :func:`write_model_atomically`, with its ``.sha256`` sidecar."""
+    import numpy as np
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem[:16]}-", suffix=".npz")
+    with _published(tmp, path):
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, **data)
+        digest = file_sha256(Path(tmp))
+    write_digest(path, digest)
+
+
 def write_model_atomically(path: Path) -> None:
     """Write the current gmsh model to ``path`` (msh 4.1, binary, physical groups only).
 
@@ -93,7 +126,8 @@ def _published(tmp: str, final: Path):
 
 
 def digest_file(path: Path) -> Path:
-    """The sidecar ``<mesh>.msh.sha256`` holding the cached mesh's content hash."""
+    """The sidecar ``<file>.sha256`` (``<mesh>.msh.sha256``, ``<mesh>.arrays.npz.sha256``)
+    holding a cached file's content hash."""
     return Path(str(path) + ".sha256")
 
 

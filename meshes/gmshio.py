@@ -20,6 +20,7 @@ import dolfinx
 from dolfinx.io import gmsh as dgmsh
 
 from . import cache as _cache
+from .arrays import MeshArrays, arrays_from_model, mesh_from_arrays, partition_from_npz, partition_record
 from .bundle import MeshBundle, empty_meshtags
 
 T = TypeVar("T")
@@ -184,12 +185,18 @@ def cached_gmsh_bundle(
 ) -> MeshBundle:
     """Mesh a gmsh model on rank 0 - read from the cache when a valid entry exists (its
     physical groups must be ``expected_groups``), else ``build()`` it and cache it atomically
-    - and distribute it. Collective on ``comm``."""
+    - and distribute it. Collective on ``comm``.
+
+    A cache hit reads the entry's arrays (:mod:`meshes.arrays`, no gmsh); an entry with a valid
+    .msh but no valid arrays (an older entry, or damaged arrays) has them derived from the .msh
+    and stored. Every mesh, built or cached, is distributed by :func:`meshes.arrays.mesh_from_arrays`
+    from the same arrays, so a cached mesh is the mesh that was built."""
     session = GmshSession() if comm.rank == 0 else None
+    arrays: MeshArrays | None = None  # rank 0 only
 
     def prepare() -> tuple[bool, str | None]:
-        """On rank 0: leave the meshed model in the gmsh session; return (from_cache, path)."""
-        session.__enter__()
+        """On rank 0: leave the mesh's arrays in ``arrays``; return (from_cache, path)."""
+        nonlocal arrays
         path = None
         if use_cache:
             path = cache_path(Path(cache_dir) if cache_dir is not None else _cache.default_cache_dir())
@@ -197,30 +204,45 @@ def cached_gmsh_bundle(
                 valid, why = _cache.validate_cached(path)
                 if not valid and _cache.digest_file(path).exists():
                     warnings.warn(f"mesh cache entry {path.name}: {why}; rebuilding it", RuntimeWarning, stacklevel=3)
-                try:
-                    if valid:
-                        gmsh.merge(str(path))
-                        if set(physical_groups()) == expected_groups:
-                            return True, str(path)
-                except Exception:  # noqa: BLE001 - unreadable cache entry: rebuild it
-                    pass
-                gmsh.model.remove()  # start again from an empty model of the same name
-                gmsh.model.add(session.name)
+                if valid:
+                    arrays = _cached_arrays(path, expected_groups, session)
+                    if arrays is not None:
+                        return True, str(path)
+        if session.active:  # start again from an empty model of the same name
+            gmsh.model.remove()
+            gmsh.model.add(session.name)
+        else:
+            session.__enter__()
         build()
+        arrays = arrays_from_model()
         if path is not None:
             try:
                 _cache.write_model_atomically(path)
             except OSError as err:
                 warnings.warn(f"mesh cache not written ({path}): {err}", RuntimeWarning, stacklevel=3)
                 path = None
+        if path is not None:
+            try:
+                _write_arrays(path, arrays)
+            except OSError as err:  # the .msh is cached; its arrays are derived again next time
+                warnings.warn(f"mesh cache arrays not written ({path}): {err}", RuntimeWarning, stacklevel=3)
         return False, (str(path) if path is not None else None)
 
     try:
         from_cache, path = on_root(comm, prepare)
-        mesh, cell_tags, facet_tags = mesh_from_model(comm)
     finally:
         if session is not None:
             session.__exit__(None, None, None)  # no-op unless prepare() opened it
+    partition = _stored_partition(Path(path), comm.size, len(arrays.cells)) if comm.rank == 0 and from_cache else None
+    mesh, cell_tags, facet_tags, recorded = mesh_from_arrays(comm, arrays, partition)
+    del arrays
+    if recorded is not None and path is not None:  # rank 0
+        try:
+            digest = _cache.digest_file(Path(path)).read_text().strip()
+            _cache.write_arrays_atomically(_cache.partition_file(Path(path), comm.size),
+                                           partition_record(recorded, comm.size, digest))
+        except OSError:  # e.g. a read-only shared cache: only costs the partitioning next time
+            pass
 
     if from_cache:
         source = f"{label}, cached at {path}"
@@ -238,3 +260,70 @@ def cached_gmsh_bundle(
         cache_path=Path(path) if path is not None else None,
         from_cache=from_cache,
     )
+
+
+def _stored_partition(msh: Path, ranks: int, num_cells: int) -> np.ndarray | None:
+    """Rank 0: the cell partition recorded for ``ranks`` ranks beside the cached ``msh``, if it
+    is valid (hash, this mesh, this DOLFINx); a damaged one is reported (RuntimeWarning), one of
+    another mesh or DOLFINx version is not; either is recorded again by the caller."""
+    if ranks == 1:
+        return None
+    part = _cache.partition_file(msh, ranks)
+    if not part.is_file():
+        return None
+    valid, why = _cache.validate_cached(part)
+    if valid:
+        try:
+            with np.load(part, allow_pickle=False) as data:
+                return partition_from_npz(data, _cache.digest_file(msh).read_text().strip(), ranks, num_cells)
+        except ValueError:  # recorded for another mesh or DOLFINx version: recorded again, quietly
+            return None
+        except (OSError, KeyError) as err:
+            why = f"unreadable ({type(err).__name__}: {err})"
+    if _cache.digest_file(part).exists():
+        warnings.warn(f"mesh cache entry {part.name}: {why}; partitioning again", RuntimeWarning, stacklevel=3)
+    return None
+
+
+def _write_arrays(msh: Path, arrays: MeshArrays) -> None:
+    """Store ``arrays`` beside the cached ``msh`` (whose sidecar digest they record)."""
+    digest = _cache.digest_file(msh).read_text().strip()
+    _cache.write_arrays_atomically(_cache.arrays_file(msh), arrays.to_npz_dict(digest))
+
+
+def _cached_arrays(msh: Path, expected_groups: set, session: GmshSession) -> MeshArrays | None:
+    """Rank 0: the arrays of the valid cached ``msh`` - read from its arrays file when that is
+    valid (content hash, format, derived from this .msh, physical groups ``expected_groups``),
+    else derived from the .msh with gmsh (in ``session``, left open) and stored. None when the
+    .msh is unreadable or has other physical groups (the caller rebuilds the entry)."""
+    digest = _cache.digest_file(msh).read_text().strip()
+    npz = _cache.arrays_file(msh)
+    if npz.is_file():
+        valid, why = _cache.validate_cached(npz)
+        if valid:
+            try:
+                with np.load(npz, allow_pickle=False) as data:
+                    arrays = MeshArrays.from_npz(data, digest)
+                if set(arrays.groups) == expected_groups:
+                    return arrays
+                why = "its physical groups are not those of the geometry"
+            except ValueError as err:  # other format, other .msh, inconsistent arrays
+                why = str(err)
+            except (OSError, KeyError) as err:
+                why = f"unreadable ({type(err).__name__}: {err})"
+        if _cache.digest_file(npz).exists():
+            warnings.warn(f"mesh cache entry {npz.name}: {why}; deriving it again from {msh.name}",
+                          RuntimeWarning, stacklevel=4)
+    session.__enter__()
+    try:
+        gmsh.merge(str(msh))
+        if set(physical_groups()) != expected_groups:
+            return None
+        arrays = arrays_from_model()
+    except Exception:  # noqa: BLE001 - unreadable cache entry: rebuild it
+        return None
+    try:
+        _write_arrays(msh, arrays)
+    except OSError as err:
+        warnings.warn(f"mesh cache arrays not written ({npz}): {err}", RuntimeWarning, stacklevel=4)
+    return arrays

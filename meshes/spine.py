@@ -13,9 +13,9 @@ Tumours are clipped beforehand to body U (canal minus dural sac) U posterior ele
 they replace bone and epidural fat (a tumour crossing the posterior cortex replaces it: a
 breached wall) but never dura, CSF or cord, and never disc or muscle.
 
-Built on rank 0, cached as .msh like the primitives (key: the geometry, the cavities, the
-gmsh version and the source of this module, spine_dimensions, primitives and cavities),
-distributed with ``dolfinx.io.gmsh.model_to_mesh``.
+Built on rank 0, cached as .msh (and as arrays, :mod:`meshes.arrays`) like the primitives (key:
+the geometry, the cavities, the gmsh version and the source of this module, spine_dimensions,
+primitives and cavities), distributed with :func:`meshes.arrays.mesh_from_arrays`.
 
 Cell tags: cortical_bone 1, cancellous_bone 2, posterior_elements 3, disc_upper 4,
 disc_lower 5, epidural_fat 6, dura 7, csf 8, spinal_cord 9, muscle 10, epidural_anterior 11,

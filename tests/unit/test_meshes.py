@@ -51,6 +51,8 @@ from meshes import (
     region_volumes,
     surface_areas,
 )
+from meshes.cache import arrays_file as cache_arrays_file
+from meshes.cache import partition_file as cache_partition_file
 from solver.config import (
     BoxGeometry,
     CylinderGeometry,
@@ -438,9 +440,16 @@ def test_cache_hit_reads_the_file_and_does_not_mesh(tmp_path, monkeypatch):
     assert first.cache_path == cache_file(cache, BOX_TUMOUR) and first.cache_path.is_file()
     assert "built and cached" in first.source and str(first.cache_path) in first.source
     # issue 10: the content hash is stored beside the cached mesh
-    assert sorted(p.name for p in cache.iterdir()) == [first.cache_path.name, first.cache_path.name + ".sha256"], (
-        "no temporary files left"
-    )
+    # issue 12: and the same mesh as arrays for DOLFINx (read without gmsh), with its own hash
+    arrays = cache_arrays_file(first.cache_path).name
+    assert arrays == first.cache_path.stem + ".arrays.npz"
+    expected = [first.cache_path.name, arrays]
+    if COMM.size > 1:  # and the cell partition the graph partitioner chose on this many ranks
+        expected.append(cache_partition_file(first.cache_path, COMM.size).name)
+    if COMM.rank == 0:
+        assert sorted(p.name for p in cache.iterdir()) == sorted(expected + [e + ".sha256" for e in expected]), (
+            "no temporary files left"
+        )
 
     def no_meshing(*args, **kwargs):
         raise AssertionError("gmsh meshing was invoked on a cache hit")
