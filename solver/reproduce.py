@@ -34,7 +34,7 @@ def reproduce(folder: Path, out: Path | None, progress: bool = True) -> tuple[bo
     from mpi4py import MPI
 
     from .case_loader import parse_case
-    from .provenance import RELATIVE_TOL, TEMPERATURE_TOL_K, compare_metrics, referenced_files
+    from .provenance import compare_metrics, referenced_files, reproduce_tolerances
     from .simulation import run_case
 
     comm = MPI.COMM_WORLD
@@ -60,7 +60,8 @@ def reproduce(folder: Path, out: Path | None, progress: bool = True) -> tuple[bo
         stamp = comm.bcast(datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ"), root=0)  # same on every rank
         out = folder.parent / f"{folder.name}-reproduce-{stamp}"
     new = run_case(case, out, overwrite=False, comm=comm, progress=progress)
-    diffs = compare_metrics(summary, {k: v for k, v in new.items() if k != "output_dir"})
+    tol_K, tol_rel = reproduce_tolerances(case.solver.rtol)  # the algebraic error of the solves
+    diffs = compare_metrics(summary, {k: v for k, v in new.items() if k != "output_dir"}, tol_K, tol_rel)
     if "mesh_cache" in recorded and comm.rank == 0:
         new_prov = json.loads((Path(new["output_dir"]) / "provenance.json").read_text())
         got = new_prov.get("referenced_files", {}).get("mesh_cache", {}).get("sha256")
@@ -68,12 +69,12 @@ def reproduce(folder: Path, out: Path | None, progress: bool = True) -> tuple[bo
             lines.append("note: the cached mesh differs from the one the run used (sha256)")
     lines.append(f"re-run in {new['output_dir']} ({new['ranks']} rank(s); original: {summary.get('ranks')})")
     if diffs:
-        lines.append(f"NOT reproduced: {len(diffs)} metric(s) differ beyond {TEMPERATURE_TOL_K:g} K / "
-                     f"{RELATIVE_TOL:g} relative:")
+        lines.append(f"NOT reproduced: {len(diffs)} metric(s) differ beyond {tol_K:g} K / "
+                     f"{tol_rel:g} relative:")
         lines += ["  " + d for d in diffs[:30]]
         if len(diffs) > 30:
             lines.append(f"  ... and {len(diffs) - 30} more")
         return False, lines
-    lines.append(f"reproduced: every metric of summary.json agrees within {TEMPERATURE_TOL_K:g} K "
-                 f"(temperatures) / {RELATIVE_TOL:g} relative (others)")
+    lines.append(f"reproduced: every metric of summary.json agrees within {tol_K:g} K "
+                 f"(temperatures) / {tol_rel:g} relative (others), from solver.rtol {case.solver.rtol:g}")
     return True, lines

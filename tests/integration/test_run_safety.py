@@ -168,6 +168,21 @@ def test_compare_metrics_tolerances():
     assert len(diffs) == 2  # both metrics; wall_time_s is not compared
 
 
+def test_reproduce_tolerances_follow_the_solver_tolerance():
+    """A run solved to rtol carries an algebraic error of about 2300 rtol K (measured on T8);
+    reproduce allows 1e4 rtol (K and relative), never less than 1e-6."""
+    from solver.provenance import compare_metrics, reproduce_tolerances
+
+    assert reproduce_tolerances(1e-10) == (1e-6, 1e-6)
+    assert reproduce_tolerances(1e-8) == pytest.approx((1e-4, 1e-4))
+    a = {"max_temperature_C": 50.0, "damage": {"dura": {"cem43_min": 6.8}}}
+    near = {"max_temperature_C": 50.0 + 5e-5, "damage": {"dura": {"cem43_min": 6.8 * (1 + 5e-5)}}}
+    far = {"max_temperature_C": 50.0 + 2e-4, "damage": {"dura": {"cem43_min": 6.8 * (1 + 2e-4)}}}
+    assert compare_metrics(a, near, *reproduce_tolerances(1e-8)) == []
+    assert len(compare_metrics(a, far, *reproduce_tolerances(1e-8))) == 2
+    assert len(compare_metrics(a, near, *reproduce_tolerances(1e-10))) == 2
+
+
 def _hostile_files(d: Path) -> dict[str, Path]:
     base = SMALL.read_text()
     files = {
