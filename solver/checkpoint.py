@@ -244,6 +244,11 @@ def _prepare_on_root(plan: CheckpointPlan, resume: bool, overwrite: bool) -> Non
                 f"{folder} holds a checkpoint of an interrupted run (step {state['step']}, t = "
                 f"{state['time_s']:g} s): continue it with --resume, or start again with --overwrite"
             )
+        if skipped and not overwrite:  # e.g. written by another version: not ours to delete unasked
+            raise OutputError(
+                f"{folder} holds checkpoint(s) this version cannot resume ({'; '.join(skipped)}): "
+                "start again with --overwrite (which removes them), or move the folder away"
+            )
         if folder.exists():
             shutil.rmtree(folder)  # ours (marker) and either empty of checkpoints or --overwrite
         return

@@ -20,7 +20,7 @@ from dolfinx import fem
 
 from .fem import region_function
 from .damage import ARRHENIUS_SETS
-from .dose_kernels import add_time_above, nodal_dose_step
+from .dose_kernels import add_time_above, call, nodal_dose_step
 from .zone import ZoneSampler
 
 THRESHOLDS_C = (43.0, 45.0)
@@ -69,8 +69,8 @@ class DoseTracker:
     def after_step(self, dt: float) -> None:
         T0, T1 = self.T_prev, self.p.T.x.array
         # compiled loops (solver.dose_kernels), the formulas of solver.damage point by point
-        nodal_dose_step(T0, T1, float(dt), self.A, self.Ea, self.omega.x.array, self.cem43.x.array,
-                        self.T_max.x.array, self.rate_prev)
+        call(nodal_dose_step, T0, T1, float(dt), self.A, self.Ea, self.omega.x.array, self.cem43.x.array,
+             self.T_max.x.array, self.rate_prev)
         for lvl, acc in self.time_above.items():
-            add_time_above(T0, T1, float(lvl), float(dt), acc)
+            call(add_time_above, T0, T1, float(lvl), float(dt), acc)
         self.zone.after_step(dt, T0)

@@ -17,6 +17,8 @@ tests/unit/test_dose_kernels.py on random and edge-case temperatures).
 from __future__ import annotations
 
 import math
+import traceback
+import warnings
 
 import numpy as np
 from numba import njit
@@ -223,6 +225,29 @@ def add_time_above(T0, T1, level, dt, acc):
             acc[i] += dt
         elif hi > level:
             acc[i] += dt * ((hi - level) / (hi - lo))
+
+
+def call(kernel, *args):
+    """``kernel(*args)``, recovering from a damaged on-disk cache of compiled code (a truncated
+    or foreign file in __pycache__): numba raises while loading it, before the kernel runs; the
+    cache index is then cleared (or, if it cannot be written, caching turned off for this
+    process), the kernel compiled again (a few seconds) and a RuntimeWarning says so. Any other
+    error propagates unchanged."""
+    try:
+        return kernel(*args)
+    except Exception as err:  # noqa: BLE001 - re-raised unless it came from numba's cache loader
+        frames = traceback.extract_tb(err.__traceback__)
+        if not any("numba" in f.filename and "caching" in f.filename for f in frames):
+            raise
+        try:
+            kernel._cache.flush()
+        except OSError:
+            from numba.core.caching import NullCache
+
+            kernel._cache = NullCache()
+        warnings.warn(f"compiled-code cache of {kernel.__name__} unreadable ({type(err).__name__}: {err}); "
+                      "compiling it again", RuntimeWarning, stacklevel=2)
+        return kernel(*args)
 
 
 def empty_dose() -> np.ndarray:

@@ -35,7 +35,7 @@ from mpi4py import MPI
 
 from .damage import GAS_CONSTANT_J_PER_MOLK, KELVIN
 from .distances import distance_max_min, distance_min  # noqa: F401  (re-exported for solver.metrics)
-from .dose_kernels import DOSE_CEM43, DOSE_NONE, DOSE_OMEGA, empty_dose, zone_step
+from .dose_kernels import DOSE_CEM43, DOSE_NONE, DOSE_OMEGA, call, empty_dose, zone_step
 
 MODEL_LIMIT_C = 100.0  # water boils: above it the model's temperatures are overestimates
 
@@ -68,7 +68,7 @@ class ZoneSampler:
         self.p_T = problem.T
         self._mesh = mesh
         detJ = fem.Expression(abs(ufl.JacobianDeterminant(mesh)), points).eval(mesh, self.cells)
-        self.dV = detJ.reshape(n, -1) * weights[None, :]  # m^3 per point
+        self.dV = detJ.reshape(n, len(weights)) * weights[None, :]  # m^3 per point (n may be 0)
         self._points = points
         # region of each owned cell
         self.region_of_cell = np.full(n, -1, dtype=np.int64)
@@ -193,7 +193,7 @@ class ZoneSampler:
         # T at the points, the dose increments, max T and the stored T of the heated cells: one
         # compiled loop (solver.dose_kernels); cells not updated last step (stale) first take
         # T_prev from the step's start
-        zone_step(cells, ~self._was_hot[cells], self._cell_dofs, self._phi_T, T_nodal, T_prev_nodal,
+        call(zone_step, cells, ~self._was_hot[cells], self._cell_dofs, self._phi_T, T_nodal, T_prev_nodal,
                   self.T_prev, self.T_max, self._dose_array, self.rate_prev, self._dose_kind, self.dose_floor,
                   self.A, self.Ea, float(dt))
         self._was_hot = hot

@@ -73,7 +73,7 @@ def capture(monkeypatch):
 
 
 def run(out: Path, comm, capture, *, interrupt_at: int | None = None, resume: bool = False, monkeypatch=None,
-        degree: int = 1, scheme: str = "backward_euler"):
+        degree: int = 1, scheme: str = "backward_euler", overwrite: bool = False):
     """run_case; returns (summary, final nodal state by key) or the RunInterrupted."""
     if interrupt_at is not None:
         monkeypatch.setenv(ck.TEST_SIGNAL_ENV, str(interrupt_at))
@@ -85,7 +85,8 @@ def run(out: Path, comm, capture, *, interrupt_at: int | None = None, resume: bo
         if degree != 1:  # coagulation needs P1 (lumped perfusion): refused with P2
             data["coagulation"]["enabled"] = False
         data["time"]["scheme"] = scheme
-        summary = simulation.run_case(parse_case(data), out, comm=comm, progress=False, resume=resume)
+        summary = simulation.run_case(parse_case(data), out, comm=comm, progress=False, resume=resume,
+                                      overwrite=overwrite)
     except ck.RunInterrupted as stop:
         return stop, None
     return summary, ck.snapshot(capture[-1])
@@ -265,6 +266,19 @@ def test_checkpoint_folder_rules(tmp_path, capture, monkeypatch):
     # a fresh run would destroy the checkpoint: refused
     with pytest.raises(OutputError, match=r"holds a checkpoint of an interrupted run \(step 5, t = 10 s\).*--resume"):
         run(out, MPI.COMM_SELF, capture, monkeypatch=monkeypatch)
+    # checkpoints this version cannot read (an older format): refused too, kept; --overwrite removes them
+    folder = out.parent / "out.checkpoint"
+    for state in folder.glob("step-*/state.json"):
+        data = json.loads(state.read_text())
+        data["format"] = 1
+        state.write_text(json.dumps(data))
+    with pytest.raises(OutputError, match=r"holds checkpoint\(s\) this version cannot resume .*format-2.*--overwrite"):
+        run(out, MPI.COMM_SELF, capture, monkeypatch=monkeypatch)
+    assert any(folder.glob("step-*"))
+    with pytest.raises(OutputError, match=r"--resume: no complete checkpoint .*not a format-2 checkpoint"):
+        run(out, MPI.COMM_SELF, capture, resume=True, monkeypatch=monkeypatch)
+    stop, _ = run(out, MPI.COMM_SELF, capture, interrupt_at=5, monkeypatch=monkeypatch, overwrite=True)
+    assert isinstance(stop, ck.RunInterrupted)  # --overwrite: started again, new checkpoints
     # another case: refused
     other = case_data()
     other["applicator"][0]["power_W"] = 11.0

@@ -181,6 +181,11 @@ def test_reproduce_tolerances_follow_the_solver_tolerance():
     assert compare_metrics(a, near, *reproduce_tolerances(1e-8)) == []
     assert len(compare_metrics(a, far, *reproduce_tolerances(1e-8))) == 2
     assert len(compare_metrics(a, near, *reproduce_tolerances(1e-10))) == 2
+    # the light solve's energy imbalance is round-off that moves with the partition (measured
+    # 2.7e-11 on 1 rank, 1.3e-10 on 2): compared absolutely to 1e-8
+    light = {"light": {"max_relative_imbalance": 2.67e-11}}
+    assert compare_metrics(light, {"light": {"max_relative_imbalance": 1.31e-10}}) == []
+    assert len(compare_metrics(light, {"light": {"max_relative_imbalance": 2e-8}})) == 1
 
 
 def _hostile_files(d: Path) -> dict[str, Path]:

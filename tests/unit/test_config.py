@@ -537,3 +537,16 @@ def test_steady_case_ignores_transient_limits(slab):
     data = copy.deepcopy(slab)
     data["time"].update(dt_s=100.0, end_time_s=10.0)
     assert math.isclose(parse_case(data).time.dt_s, 100.0)
+
+
+@pytest.mark.parametrize("rtol, ok", [(1e-6, True), (1e-8, True), (1e-5, False), (1e-2, False), (0.5, False)])
+def test_solver_rtol_at_most_1e_6(rtol, ok):
+    """A loose Krylov tolerance accepts a step's initial guess unchanged (T8 at rtol 0.5: never
+    heated, PASS): refused before any work, naming the key, the value and the bound."""
+    data = _load(ROOT / "cases" / "spine" / "T8_lytic_intact.toml")
+    data.setdefault("solver", {})["rtol"] = rtol
+    if ok:
+        assert parse_case(data).solver.rtol == rtol
+    else:
+        with pytest.raises(CaseError, match=r"solver\.rtol = .*less than or equal to 0\.000001"):
+            parse_case(data)

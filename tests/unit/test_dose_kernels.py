@@ -5,6 +5,7 @@ antiderivative against a 50-digit evaluation."""
 from __future__ import annotations
 
 from decimal import Decimal, getcontext
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -190,3 +191,37 @@ def test_nodal_rate_cache_is_bitwise_neutral():
             zk.nodal_dose_step(temps[k - 1], temps[k], 1.0, np.full(n, A), np.full(n, EA), omega, cem43, T_max, rate)
         out.append(omega)
     assert np.array_equal(out[0], out[1]) and out[0].max() > 0
+
+
+def test_damaged_compiled_cache_is_recompiled(tmp_path):
+    """A truncated file in the compiled-code cache (numba) costs a recompilation and a warning,
+    not the run: fresh interpreters with the cache in tmp_path (NUMBA_CACHE_DIR)."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np, warnings; warnings.simplefilter('always')\n"
+        "from solver import dose_kernels as zk\n"
+        "n = 4; om, cem, tm, r = np.zeros(n), np.zeros(n), np.zeros(n), np.full(n, -1.0)\n"
+        "zk.call(zk.nodal_dose_step, np.full(n, 50.0), np.full(n, 60.0), 1.0, np.full(n, 7.39e39),\n"
+        "        np.full(n, 2.577e5), om, cem, tm, r)\n"
+        "print(repr(float(om[0])), repr(float(cem[0])))\n"
+    )
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path), PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+
+    def run():
+        return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+
+    first = run()
+    assert first.returncode == 0, first.stderr
+    damaged = list(tmp_path.rglob("*nodal_dose_step*.nbc"))
+    assert damaged
+    for f in damaged:
+        f.write_bytes(f.read_bytes()[:100])
+    second = run()
+    assert second.returncode == 0, second.stderr
+    assert "unreadable" in second.stderr and "compiling it again" in second.stderr
+    assert second.stdout == first.stdout  # the same numbers
+    third = run()  # the cache was written again
+    assert third.returncode == 0 and "unreadable" not in third.stderr and third.stdout == first.stdout
