@@ -312,7 +312,7 @@ class BioheatProblem:
         if reason < 0:
             # a steady solve has no time step to shrink: only the solver settings can help
             hint = ("try solver.pc_type = 'lu' (direct solve) or a larger solver.max_iterations" if self.steady
-                    else "try a smaller time step or solver.pc_type = 'lu'")
+                    else "try a smaller time step, solver.pc_type = 'lu' or a larger solver.max_iterations")
             raise SolverError(f"linear solve did not converge (PETSc reason {reason}, {self.ksp.getIterationNumber()} "
                               f"iterations, residual {self.ksp.getResidualNorm():.3e}); " + hint)
         self.T.x.scatter_forward()
