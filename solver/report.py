@@ -586,13 +586,19 @@ def draw_curves(plt, res: Result, path: Path) -> Path | None:
     # events: vertical lines everywhere, labels in the top panel staggered so they do not overlap
     events = res.summary.get("control", {}).get("events", [])
     t_end = float(max(res.critical_ts[1][-1, 0] if crit_ts is not None else 0.0, probes[1][-1, 0] if probes is not None else 0.0))
-    last, level = -math.inf, 0
+    if events:  # headroom above the curves for the labels (and the peak stars under them)
+        lo, hi = axes[0].get_ylim()
+        axes[0].set_ylim(lo, hi + (0.08 + 0.07 * min(len(events), 4)) * (hi - lo))
+    last_end, level = -math.inf, 0
+    width_per_char = 0.0085 * max(t_end, 1e-9)  # a label's width (s) per character at 7 pt, this figure
     for ev in events:
         for ax in axes:
             ax.axvline(ev["time_s"], color="0.2", lw=0.8, ls=":")
-        level = level + 1 if ev["time_s"] - last < 0.12 * max(t_end, 1e-9) else 0
-        last = ev["time_s"]
-        axes[0].annotate(f"{ev['event']} ({ev['monitor']}, t = {ev['time_s']:g} s)", (ev["time_s"], 1.0),
+        text = f"{ev['event']} ({ev['monitor']}, t = {ev['time_s']:g} s)"
+        # a new row while the previous label still runs past this event's line
+        level = level + 1 if ev["time_s"] < last_end else 0
+        last_end = max(last_end if level else -math.inf, ev["time_s"] + width_per_char * len(text))
+        axes[0].annotate(text, (ev["time_s"], 1.0),
                          xycoords=("data", "axes fraction"), xytext=(3, -10 - 11 * level), textcoords="offset points",
                          fontsize=7, va="top", bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="0.6", alpha=0.9))
     lines = []

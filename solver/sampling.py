@@ -44,7 +44,9 @@ WINDOW_QUANTUM_M = 0.0025
 PLANE_MARK_DISTANCE_M = 0.001  # probes/monitors/hot spots within this distance of a plane are drawn on it
 DVH_QUADRATURE_DEGREE = 4
 DVH_T_STEP_C = 0.05
-DVH_LOG_LEVELS = np.arange(-6.0, 8.0001, 0.02)  # log10 of CEM43 (min) and of Omega
+# log10 of CEM43 (min) and of Omega, up to the CEM43 cap (1e12 min, solver.damage): the T8 tumour
+# still had 30 % of its volume above 1e8 min, where the levels used to end
+DVH_LOG_LEVELS = np.arange(-6.0, 12.0001, 0.02)
 
 
 # --------------------------------------------------------------------------- time series
