@@ -374,6 +374,7 @@ def _plot_safety_map(out_dir: Path, df, pair: list[str], labels: dict, *, others
 
 def _plot_distribution(out_dir: Path, df, unsafe: dict) -> Path:
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     crit = _critical_regions(df)
     fig, axes = plt.subplots(2, len(crit), figsize=(4.4 * len(crit), 6.4), squeeze=False)
@@ -392,6 +393,9 @@ def _plot_distribution(out_dir: Path, df, unsafe: dict) -> Path:
         bins = np.logspace(np.log10(c.min()) - 0.1, np.log10(max(c.max(), clim)) + 0.1, 16)
         ax.hist(c, bins=bins, color="tab:purple", alpha=0.75, edgecolor="k")
         ax.set_xscale("log")
+        # labelled decades only: on a span under two decades matplotlib labels the minor ticks
+        # too, and they overlapped (4x10^-1 ... 6x10^0 run together)
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.axvline(clim, color="tab:red", ls="--", lw=1.5, label=f"limit {clim:g} min")
         ax.set_xlabel(f"{r} max CEM43 (min)")
         ax.set_ylabel("runs")
