@@ -74,3 +74,21 @@ def bioheat_cmd():
 def mpiexec_exe():
     """The venv's mpiexec (next to the interpreter), else the one on PATH."""
     return venv_bin("mpiexec")
+
+
+def run_cli_summary(cmd: list[str], env: dict, case: Path, out: Path, *extra: str, timeout: float = 900.0):
+    """`bioheat run CASE --out OUT --quiet [extra]` in a subprocess; asserts exit 0 and returns
+    (summary.json as a dict, the CompletedProcess)."""
+    import json
+    import subprocess
+
+    r = subprocess.run([*cmd, "run", str(case), "--out", str(out), "--quiet", *extra],
+                       capture_output=True, text=True, env=env, timeout=timeout)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return json.loads((Path(out) / "summary.json").read_text()), r
+
+
+def skip_unless_serial(why: str = "runs the CLI serially (and itself once under mpiexec -n 2)") -> None:
+    """For module fixtures that start the CLI themselves: skipped in the mpiexec half of make test."""
+    if MPI.COMM_WORLD.size > 1:
+        pytest.skip(why)

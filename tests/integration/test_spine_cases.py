@@ -16,27 +16,20 @@ from pathlib import Path
 
 import pytest
 
-from ..conftest import CASES
+from ..conftest import CASES, run_cli_summary, skip_unless_serial
 
 pytestmark = pytest.mark.timeout(600)
 
 
 def _run(bioheat_cmd, cli_env, case: Path, out: Path) -> dict:
-    r = subprocess.run(
-        [*bioheat_cmd, "run", str(case), "--out", str(out), "--quiet"],
-        capture_output=True, text=True, env=cli_env, timeout=600,
-    )
-    assert r.returncode == 0, r.stdout + r.stderr
+    summary, r = run_cli_summary(bioheat_cmd, cli_env, case, out, timeout=600)
     assert "spinal_cord: max" in r.stdout  # what `make run` shows a person
-    return json.loads((out / "summary.json").read_text())
+    return summary
 
 
 @pytest.fixture(scope="module")
 def spine_runs(tmp_path_factory, bioheat_cmd, cli_env):
-    from mpi4py import MPI
-
-    if MPI.COMM_WORLD.size > 1:
-        pytest.skip("runs the CLI serially")
+    skip_unless_serial("runs the CLI serially")
     base = tmp_path_factory.mktemp("spine")
     return {
         name: _run(bioheat_cmd, cli_env, CASES / "spine" / f"T8_lytic_{name}.toml", base / name)

@@ -15,7 +15,7 @@ import math
 
 import pytest
 
-from ..conftest import CASES
+from ..conftest import CASES, skip_unless_serial
 from .test_validation_cases import _run
 
 pytestmark = pytest.mark.timeout(900)
@@ -33,10 +33,7 @@ DENSITY_KG_PER_M3 = 1075.0  # the case's tissue (library spinal_cord, IT'IS)
 
 @pytest.fixture(scope="module")
 def coarse(tmp_path_factory, bioheat_cmd, cli_env):
-    from mpi4py import MPI
-
-    if MPI.COMM_WORLD.size > 1:
-        pytest.skip("runs the CLI serially (and itself once under mpiexec -n 2)")
+    skip_unless_serial()
     return _run(bioheat_cmd, cli_env, CASE, tmp_path_factory.mktemp("pig_brain"), COARSE)
 
 

@@ -18,7 +18,7 @@ import math
 
 import pytest
 
-from ..conftest import CASES
+from ..conftest import CASES, skip_unless_serial
 from .test_validation_cases import _run
 
 pytestmark = pytest.mark.timeout(900)
@@ -37,10 +37,7 @@ def _equivalent_diameter_mm(volume_m3: float) -> float:
 
 @pytest.fixture(scope="module")
 def coarse(tmp_path_factory, bioheat_cmd, cli_env):
-    from mpi4py import MPI
-
-    if MPI.COMM_WORLD.size > 1:
-        pytest.skip("runs the CLI serially (and itself once under mpiexec -n 2)")
+    skip_unless_serial()
     return _run(bioheat_cmd, cli_env, CASE, tmp_path_factory.mktemp("rabbit_brain"), COARSE)
 
 

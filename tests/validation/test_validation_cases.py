@@ -8,14 +8,12 @@ tolerances are in docs/VALIDATION.md. The runs are serial CLI runs; one of them 
 
 from __future__ import annotations
 
-import json
 import math
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from ..conftest import CASES
+from ..conftest import CASES, run_cli_summary, skip_unless_serial
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -35,18 +33,12 @@ MINIPIG_COARSE = ["--set", "geometry.mesh_size_m=0.008", "--set", "geometry.soft
 
 
 def _run(cmd, cli_env, case: Path, out: Path, extra) -> dict:
-    r = subprocess.run([*cmd, "run", str(case), "--out", str(out), "--quiet", "--no-report", *extra],
-                       capture_output=True, text=True, env=cli_env, timeout=900)
-    assert r.returncode == 0, r.stdout + r.stderr
-    return json.loads((out / "summary.json").read_text())
+    return run_cli_summary(cmd, cli_env, case, out, "--no-report", *extra)[0]
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, bioheat_cmd, cli_env):
-    from mpi4py import MPI
-
-    if MPI.COMM_WORLD.size > 1:
-        pytest.skip("runs the CLI serially (and itself once under mpiexec -n 2)")
+    skip_unless_serial()
     base = tmp_path_factory.mktemp("validation")
     out = {"marqa": _run(bioheat_cmd, cli_env, VALIDATION / "marqa2011_rat_prostate.toml", base / "marqa", MARQA_COARSE)}
     for name in ("intact", "breached"):
